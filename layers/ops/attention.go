@@ -1,0 +1,403 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/pkg/errors"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Multi-head self-attention in two differentiable ops that read the fused
+// qkv projection (B, N, 3·D) in place, in the PyTorch/timm layout: per token
+// the first D features are q, then D of k, then D of v, and head h owns
+// features [h·Dh, (h+1)·Dh) of each, Dh = D/H. Every matrix product is one
+// strided GEMM per (batch, head) pair with leading dimension 3·D, so q, k
+// and v are never transposed or copied, and the heads are merged back into
+// the feature axis by the output's leading dimension D.
+//
+//	P := AttentionProbs(qkv, H)    // (B, H, N, N) = softmax(Q·Kᵀ/√Dh) per row
+//	O := AttentionApply(P, qkv, H) // (B, N, D),   O[b,:,h] = P[b,h]·V[b,h]
+//
+// Gorgonia adds the two qkv gradients (q/k slots from the first op, v slots
+// from the second) by itself.
+
+// attnDims validates a qkv shape for the given number of heads and returns
+// B, N, D and Dh.
+func attnDims(op string, qkv tensor.Shape, heads int) (b, n, d, dh int, err error) {
+	if heads <= 0 {
+		return 0, 0, 0, 0, errors.Errorf("%s: heads must be positive, got %d", op, heads)
+	}
+	if qkv.Dims() != 3 {
+		return 0, 0, 0, 0, errors.Errorf("%s: qkv must be (B, N, 3·D), got shape %v", op, qkv)
+	}
+	b, n, f := qkv[0], qkv[1], qkv[2]
+	if f%3 != 0 || f == 0 {
+		return 0, 0, 0, 0, errors.Errorf("%s: qkv last axis must be 3·D with D > 0, got %d (shape %v)", op, f, qkv)
+	}
+	d = f / 3
+	if d%heads != 0 {
+		return 0, 0, 0, 0, errors.Errorf("%s: D = %d (qkv shape %v) is not divisible by %d heads", op, d, qkv, heads)
+	}
+	return b, n, d, d / heads, nil
+}
+
+// checkProbs checks that p has the shape (B, H, N, N) that qkv implies.
+func checkProbs(op string, p, qkv tensor.Shape, heads int) error {
+	b, n, _, _, err := attnDims(op, qkv, heads)
+	if err != nil {
+		return err
+	}
+	want := tensor.Shape{b, heads, n, n}
+	if !p.Eq(want) {
+		return errors.Errorf("%s: probabilities must have shape %v for qkv %v and %d heads, got %v", op, want, qkv, heads, p)
+	}
+	return nil
+}
+
+// AttentionProbs returns P (B, H, N, N), P[b,h] = softmax over the last axis
+// of Q_bh·K_bhᵀ/√Dh, for the fused projection qkv (B, N, 3·D). The softmax
+// is stable per row (each row subtracts its own maximum).
+func AttentionProbs(qkv *G.Node, heads int) (*G.Node, error) {
+	name := fmt.Sprintf("AttentionProbs(heads=%d)", heads)
+	if _, _, _, _, err := attnDims("ops."+name, qkv.Shape(), heads); err != nil {
+		return nil, err
+	}
+	return G.ApplyOp(attnProbsOp{base{name: name, ranks: []int{3, 4}}, heads}, qkv)
+}
+
+// AttentionApply returns O (B, N, D), O[b, :, h·Dh:(h+1)·Dh] = P[b,h]·V_bh,
+// for probabilities p (B, H, N, N) and the fused projection qkv (B, N, 3·D).
+func AttentionApply(p, qkv *G.Node, heads int) (*G.Node, error) {
+	name := fmt.Sprintf("AttentionApply(heads=%d)", heads)
+	if err := checkProbs("ops."+name, p.Shape(), qkv.Shape(), heads); err != nil {
+		return nil, err
+	}
+	return G.ApplyOp(attnApplyOp{base{name: name, ranks: []int{4, 3, 3}}, heads}, p, qkv)
+}
+
+// ---------------------------------------------------------------- probs
+
+// attnProbsOp: qkv (B,N,3D) → P (B,H,N,N).
+type attnProbsOp struct {
+	base
+	heads int
+}
+
+func (op attnProbsOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	b, n, _, _, err := attnDims("ops."+op.name, s[0], op.heads)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{b, op.heads, n, n}, nil
+}
+
+func (op attnProbsOp) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	qkv := in[0]
+	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
+	if err != nil {
+		return nil, err
+	}
+	p := newDense(dt, tensor.Shape{b, op.heads, n, n})
+	if dt == tensor.Float32 {
+		attnProbsFwd(sl[float32](qkv), sl[float32](p), b, n, d, op.heads)
+	} else {
+		attnProbsFwd(sl[float64](qkv), sl[float64](p), b, n, d, op.heads)
+	}
+	return p, nil
+}
+
+// attnProbsFwd writes softmax(Q·Kᵀ·scale) of every (b,h) pair into p.
+func attnProbsFwd[T Float](qkv, p []T, b, n, d, heads int) {
+	dh, ld, nn := d/heads, 3*d, n*n
+	scale := T(1 / math.Sqrt(float64(dh)))
+	parallelFor(b*heads, nn*dh, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			off := (i/heads)*n*ld + (i%heads)*dh // q of (b,h); k is at off+d
+			s := p[i*nn : (i+1)*nn]
+			gemm(false, true, n, n, dh, scale, qkv[off:], ld, qkv[off+d:], ld, 0, s, n)
+			for r := 0; r < n; r++ {
+				softmaxRow(s[r*n : (r+1)*n])
+			}
+		}
+	})
+}
+
+// softmaxRow replaces x by softmax(x), subtracting the row's own maximum.
+func softmaxRow[T Float](x []T) {
+	m := x[0]
+	for _, v := range x[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	var sum T
+	for j, v := range x {
+		e := T(math.Exp(float64(v - m)))
+		x[j] = e
+		sum += e
+	}
+	inv := 1 / sum
+	for j := range x {
+		x[j] *= inv
+	}
+}
+
+func (op attnProbsOp) DiffWRT(n int) []bool { return allDiff(n) }
+
+func (op attnProbsOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	g := attnProbsGrad{base{name: fmt.Sprintf("AttentionProbsGrad(heads=%d)", op.heads), ranks: []int{3, 4, 4, 3}}, op.heads}
+	dqkv, err := G.ApplyOp(g, inputs[0], output, grad)
+	if err != nil {
+		return nil, errors.Wrap(err, "ops.AttentionProbs backward")
+	}
+	return G.Nodes{dqkv}, nil
+}
+
+// attnProbsGrad: qkv (B,N,3D), P (B,H,N,N), dP (B,H,N,N) → dqkv (B,N,3D)
+// with dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = scale·dS·K, dK = scale·dSᵀ·Q in
+// the q and k slots and zeros in the v slots.
+type attnProbsGrad struct {
+	base
+	heads int
+}
+
+func (op attnProbsGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range []int{1, 2} {
+		if err := checkProbs("ops."+op.name, s[i], s[0], op.heads); err != nil {
+			return nil, err
+		}
+	}
+	return s[0].Clone(), nil
+}
+
+func (op attnProbsGrad) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	qkv, p, dp := in[0], in[1], in[2]
+	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
+	if err != nil {
+		return nil, err
+	}
+	dqkv := newDense(dt, qkv.Shape())
+	if dt == tensor.Float32 {
+		attnProbsBwd(sl[float32](qkv), sl[float32](p), sl[float32](dp), sl[float32](dqkv), b, n, d, op.heads)
+	} else {
+		attnProbsBwd(sl[float64](qkv), sl[float64](p), sl[float64](dp), sl[float64](dqkv), b, n, d, op.heads)
+	}
+	return dqkv, nil
+}
+
+func attnProbsBwd[T Float](qkv, p, dp, dqkv []T, b, n, d, heads int) {
+	dh, ld, nn := d/heads, 3*d, n*n
+	scale := T(1 / math.Sqrt(float64(dh)))
+	parallelFor(b*heads, 2*nn*dh, func(lo, hi int) {
+		ds := make([]T, nn) // dS of one (b,h) pair, reused
+		for i := lo; i < hi; i++ {
+			ps, dps := p[i*nn:(i+1)*nn], dp[i*nn:(i+1)*nn]
+			for r := 0; r < nn; r += n {
+				pr, gr := ps[r:r+n], dps[r:r+n]
+				var dot T
+				for j, v := range pr {
+					dot += v * gr[j]
+				}
+				for j, v := range pr {
+					ds[r+j] = v * (gr[j] - dot)
+				}
+			}
+			off := (i/heads)*n*ld + (i%heads)*dh // q of (b,h); k is at off+d
+			gemm(false, false, n, dh, n, scale, ds, n, qkv[off+d:], ld, 0, dqkv[off:], ld)  // dQ = scale·dS·K
+			gemm(true, false, n, dh, n, scale, ds, n, qkv[off:], ld, 0, dqkv[off+d:], ld) // dK = scale·dSᵀ·Q
+		}
+	})
+}
+
+// ---------------------------------------------------------------- apply
+
+// attnApplyOp: P (B,H,N,N), qkv (B,N,3D) → O (B,N,D).
+type attnApplyOp struct {
+	base
+	heads int
+}
+
+func (op attnApplyOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkProbs("ops."+op.name, s[0], s[1], op.heads); err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[1][0], s[1][1], s[1][2] / 3}, nil
+}
+
+func (op attnApplyOp) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	p, qkv := in[0], in[1]
+	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
+	if err != nil {
+		return nil, err
+	}
+	o := newDense(dt, tensor.Shape{b, n, d})
+	if dt == tensor.Float32 {
+		attnApplyFwd(sl[float32](p), sl[float32](qkv), sl[float32](o), b, n, d, op.heads)
+	} else {
+		attnApplyFwd(sl[float64](p), sl[float64](qkv), sl[float64](o), b, n, d, op.heads)
+	}
+	return o, nil
+}
+
+// attnApplyFwd writes P[b,h]·V_bh into head h's columns of o (B,N,D).
+func attnApplyFwd[T Float](p, qkv, o []T, b, n, d, heads int) {
+	dh, ld, nn := d/heads, 3*d, n*n
+	parallelFor(b*heads, nn*dh, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			bi, h := i/heads, i%heads
+			v := bi*n*ld + 2*d + h*dh
+			gemm(false, false, n, dh, n, 1, p[i*nn:], n, qkv[v:], ld, 0, o[bi*n*d+h*dh:], d)
+		}
+	})
+}
+
+func (op attnApplyOp) DiffWRT(n int) []bool { return allDiff(n) }
+
+func (op attnApplyOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	p, qkv := inputs[0], inputs[1]
+	dp, err := G.ApplyOp(attnApplyGradP{base{name: fmt.Sprintf("AttentionApplyGradP(heads=%d)", op.heads), ranks: []int{3, 3, 4}}, op.heads}, grad, qkv)
+	if err != nil {
+		return nil, errors.Wrap(err, "ops.AttentionApply backward (probabilities)")
+	}
+	dqkv, err := G.ApplyOp(attnApplyGradV{base{name: fmt.Sprintf("AttentionApplyGradV(heads=%d)", op.heads), ranks: []int{4, 3, 3}}, op.heads}, p, grad)
+	if err != nil {
+		return nil, errors.Wrap(err, "ops.AttentionApply backward (qkv)")
+	}
+	return G.Nodes{dp, dqkv}, nil
+}
+
+// checkOut checks that o has the shape (B, N, D) that qkv implies.
+func checkOut(op string, o, qkv tensor.Shape, heads int) error {
+	b, n, d, _, err := attnDims(op, qkv, heads)
+	if err != nil {
+		return err
+	}
+	if want := (tensor.Shape{b, n, d}); !o.Eq(want) {
+		return errors.Errorf("%s: output gradient must have shape %v for qkv %v, got %v", op, want, qkv, o)
+	}
+	return nil
+}
+
+// attnApplyGradP: dO (B,N,D), qkv (B,N,3D) → dP (B,H,N,N), dP[b,h] = dO_bh·V_bhᵀ.
+type attnApplyGradP struct {
+	base
+	heads int
+}
+
+func (op attnApplyGradP) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOut("ops."+op.name, s[0], s[1], op.heads); err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[1][0], op.heads, s[1][1], s[1][1]}, nil
+}
+
+func (op attnApplyGradP) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	do, qkv := in[0], in[1]
+	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
+	if err != nil {
+		return nil, err
+	}
+	dp := newDense(dt, tensor.Shape{b, op.heads, n, n})
+	if dt == tensor.Float32 {
+		attnGradP(sl[float32](do), sl[float32](qkv), sl[float32](dp), b, n, d, op.heads)
+	} else {
+		attnGradP(sl[float64](do), sl[float64](qkv), sl[float64](dp), b, n, d, op.heads)
+	}
+	return dp, nil
+}
+
+func attnGradP[T Float](do, qkv, dp []T, b, n, d, heads int) {
+	dh, ld, nn := d/heads, 3*d, n*n
+	parallelFor(b*heads, nn*dh, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			bi, h := i/heads, i%heads
+			v := bi*n*ld + 2*d + h*dh
+			gemm(false, true, n, n, dh, 1, do[bi*n*d+h*dh:], d, qkv[v:], ld, 0, dp[i*nn:], n)
+		}
+	})
+}
+
+// attnApplyGradV: P (B,H,N,N), dO (B,N,D) → dqkv (B,N,3D) with
+// dV_bh = P[b,h]ᵀ·dO_bh in the v slots and zeros in the q and k slots.
+type attnApplyGradV struct {
+	base
+	heads int
+}
+
+func (op attnApplyGradV) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	p, o := s[0], s[1]
+	if o.Dims() != 3 {
+		return nil, errors.Errorf("ops.%s: output gradient must be (B, N, D), got %v", op.name, o)
+	}
+	qkv := tensor.Shape{o[0], o[1], 3 * o[2]}
+	if err := checkProbs("ops."+op.name, p, qkv, op.heads); err != nil {
+		return nil, err
+	}
+	return qkv, nil
+}
+
+func (op attnApplyGradV) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	p, do := in[0], in[1]
+	s := do.Shape()
+	b, n, d := s[0], s[1], s[2]
+	dqkv := newDense(dt, tensor.Shape{b, n, 3 * d})
+	if dt == tensor.Float32 {
+		attnGradV(sl[float32](p), sl[float32](do), sl[float32](dqkv), b, n, d, op.heads)
+	} else {
+		attnGradV(sl[float64](p), sl[float64](do), sl[float64](dqkv), b, n, d, op.heads)
+	}
+	return dqkv, nil
+}
+
+func attnGradV[T Float](p, do, dqkv []T, b, n, d, heads int) {
+	dh, ld, nn := d/heads, 3*d, n*n
+	parallelFor(b*heads, nn*dh, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			bi, h := i/heads, i%heads
+			v := bi*n*ld + 2*d + h*dh
+			gemm(true, false, n, dh, n, 1, p[i*nn:], n, do[bi*n*d+h*dh:], d, 0, dqkv[v:], ld)
+		}
+	})
+}

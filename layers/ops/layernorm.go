@@ -1,0 +1,202 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/pkg/errors"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// LayerNorm normalises x (..., D) over its last axis and applies the
+// learnable scale gamma (D) and shift beta (D):
+//
+//	y = (x − mean) / sqrt(var + eps) · gamma + beta
+//
+// with the biased variance, as PyTorch's nn.LayerNorm. It is one fused op
+// whose backward is analytic (mean and 1/σ are recomputed per row).
+func LayerNorm(x, gamma, beta *G.Node, eps float64) (*G.Node, error) {
+	r := x.Dims()
+	if r < 1 {
+		return nil, errors.Errorf("ops.LayerNorm: want a tensor, got shape %v", x.Shape())
+	}
+	return G.ApplyOp(layerNormOp{base{name: fmt.Sprintf("LayerNorm(r%d,eps=%g)", r, eps), ranks: []int{r, 1, 1, r}}, eps}, x, gamma, beta)
+}
+
+type layerNormOp struct {
+	base
+	eps float64
+}
+
+func (op layerNormOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	d := s[0][len(s[0])-1]
+	for i, name := range []string{"scale", "shift"} {
+		if p := s[i+1]; p.Dims() != 1 || p[0] != d {
+			return nil, errors.Errorf("ops.LayerNorm: %s has shape %v, want (%d) for input %v", name, p, d, s[0])
+		}
+	}
+	return s[0].Clone(), nil
+}
+
+func (op layerNormOp) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	y := newDense(dt, in[0].Shape())
+	if dt == tensor.Float32 {
+		layerNormFwd(sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](y), op.eps)
+	} else {
+		layerNormFwd(sl[float64](in[0]), sl[float64](in[1]), sl[float64](in[2]), sl[float64](y), op.eps)
+	}
+	return y, nil
+}
+
+// rowStats returns the mean and 1/σ of one row, accumulated in float64.
+func rowStats[T Float](row []T, eps float64) (mean, rstd float64) {
+	var s float64
+	for _, v := range row {
+		s += float64(v)
+	}
+	mean = s / float64(len(row))
+	var q float64
+	for _, v := range row {
+		d := float64(v) - mean
+		q += d * d
+	}
+	return mean, 1 / math.Sqrt(q/float64(len(row))+eps)
+}
+
+func layerNormFwd[T Float](x, gamma, beta, y []T, eps float64) {
+	d := len(gamma)
+	parallelFor(len(x)/d, d*8, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row, out := x[r*d:(r+1)*d], y[r*d:(r+1)*d]
+			mean, rstd := rowStats(row, eps)
+			m, s := T(mean), T(rstd)
+			for j, v := range row {
+				out[j] = (v-m)*s*gamma[j] + beta[j]
+			}
+		}
+	})
+}
+
+func (op layerNormOp) DiffWRT(n int) []bool { return allDiff(n) }
+
+func (op layerNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	x, gamma := inputs[0], inputs[1]
+	r := x.Dims()
+	dx, err := G.ApplyOp(lnGradX{base{name: fmt.Sprintf("LayerNormGradX(r%d,eps=%g)", r, op.eps), ranks: []int{r, 1, r, r}}, op.eps}, x, gamma, grad)
+	if err != nil {
+		return nil, errors.Wrap(err, "ops.LayerNorm backward (input)")
+	}
+	dg, err := G.ApplyOp(lnGradGamma{base{name: fmt.Sprintf("LayerNormGradScale(r%d,eps=%g)", r, op.eps), ranks: []int{r, r, 1}}, op.eps}, x, grad)
+	if err != nil {
+		return nil, errors.Wrap(err, "ops.LayerNorm backward (scale)")
+	}
+	db, err := SumRows(grad)
+	if err != nil {
+		return nil, errors.Wrap(err, "ops.LayerNorm backward (shift)")
+	}
+	return G.Nodes{dx, dg, db}, nil
+}
+
+// lnGradX: (x, gamma, dy) → dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·gamma.
+type lnGradX struct {
+	base
+	eps float64
+}
+
+func (op lnGradX) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	return s[0].Clone(), nil
+}
+
+func (op lnGradX) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	dx := newDense(dt, in[0].Shape())
+	if dt == tensor.Float32 {
+		layerNormBwdX(sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](dx), op.eps)
+	} else {
+		layerNormBwdX(sl[float64](in[0]), sl[float64](in[1]), sl[float64](in[2]), sl[float64](dx), op.eps)
+	}
+	return dx, nil
+}
+
+func layerNormBwdX[T Float](x, gamma, dy, dx []T, eps float64) {
+	d := len(gamma)
+	parallelFor(len(x)/d, d*12, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row, gr, out := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
+			mean, rstd := rowStats(row, eps)
+			var sg, sgx float64
+			for j, v := range row {
+				g := float64(gr[j]) * float64(gamma[j])
+				sg += g
+				sgx += g * (float64(v) - mean) * rstd
+			}
+			sg /= float64(d)
+			sgx /= float64(d)
+			for j, v := range row {
+				xh := (float64(v) - mean) * rstd
+				g := float64(gr[j]) * float64(gamma[j])
+				out[j] = T(rstd * (g - sg - xh*sgx))
+			}
+		}
+	})
+}
+
+// lnGradGamma: (x, dy) → Σ_rows dy·x̂.
+type lnGradGamma struct {
+	base
+	eps float64
+}
+
+func (op lnGradGamma) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[0][len(s[0])-1]}, nil
+}
+
+func (op lnGradGamma) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	d := in[0].Shape()[in[0].Dims()-1]
+	dg := newDense(dt, tensor.Shape{d})
+	if dt == tensor.Float32 {
+		layerNormBwdGamma(sl[float32](in[0]), sl[float32](in[1]), sl[float32](dg), op.eps)
+	} else {
+		layerNormBwdGamma(sl[float64](in[0]), sl[float64](in[1]), sl[float64](dg), op.eps)
+	}
+	return dg, nil
+}
+
+func layerNormBwdGamma[T Float](x, dy, dg []T, eps float64) {
+	d := len(dg)
+	acc := make([]float64, d)
+	for r := 0; r+d <= len(x); r += d {
+		row, gr := x[r:r+d], dy[r:r+d]
+		mean, rstd := rowStats(row, eps)
+		for j, v := range row {
+			acc[j] += float64(gr[j]) * (float64(v) - mean) * rstd
+		}
+	}
+	for j := range dg {
+		dg[j] = T(acc[j])
+	}
+}

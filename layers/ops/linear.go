@@ -1,0 +1,205 @@
+package ops
+
+import (
+	"fmt"
+
+	"github.com/pkg/errors"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Linear returns x·Wᵀ (+ b) over the last axis of x, for x of any rank ≥ 2:
+// x is (..., in), w is (out, in) as PyTorch stores it, b is (out) or nil.
+// The bias is added row by row, never broadcast into a full-size copy.
+func Linear(x, w, b *G.Node) (*G.Node, error) {
+	if x.Dims() < 2 || w.Dims() != 2 {
+		return nil, errors.Errorf("ops.Linear: want x of rank ≥ 2 and a 2-D weight, got x %v and w %v", x.Shape(), w.Shape())
+	}
+	op := linearOp{base: base{name: fmt.Sprintf("Linear(r%d,bias=%t)", x.Dims(), b != nil)}}
+	if b != nil {
+		op.ranks = []int{x.Dims(), 2, 1, x.Dims()}
+		return G.ApplyOp(op, x, w, b)
+	}
+	op.ranks = []int{x.Dims(), 2, x.Dims()}
+	return G.ApplyOp(op, x, w)
+}
+
+type linearOp struct{ base }
+
+func (op linearOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	x, w := s[0], s[1]
+	in := x[len(x)-1]
+	if w[1] != in {
+		return nil, errors.Errorf("ops.Linear: input has %d features (shape %v) but the weight expects %d (shape %v)", in, x, w[1], w)
+	}
+	if len(s) == 3 && (s[2].Dims() != 1 || s[2][0] != w[0]) {
+		return nil, errors.Errorf("ops.Linear: bias shape %v does not match %d outputs", s[2], w[0])
+	}
+	out := x.Clone()
+	out[len(out)-1] = w[0]
+	return out, nil
+}
+
+func (op linearOp) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	x, w := in[0], in[1]
+	s := x.Shape().Clone()
+	s[len(s)-1] = w.Shape()[0]
+	y := newDense(dt, s)
+	var b *tensor.Dense
+	if len(in) == 3 {
+		b = in[2]
+	}
+	if dt == tensor.Float32 {
+		linearFwd[float32](x, w, b, y)
+	} else {
+		linearFwd[float64](x, w, b, y)
+	}
+	return y, nil
+}
+
+func linearFwd[T Float](x, w, b, y *tensor.Dense) {
+	out, in := w.Shape()[0], w.Shape()[1]
+	m := x.Shape().TotalSize() / in
+	ys := sl[T](y)
+	beta := T(0)
+	if b != nil {
+		bs := sl[T](b)
+		for r := 0; r < m; r++ {
+			copy(ys[r*out:(r+1)*out], bs)
+		}
+		beta = 1
+	}
+	gemm(false, true, m, out, in, 1, sl[T](x), in, sl[T](w), in, beta, ys, out)
+}
+
+func (op linearOp) DiffWRT(n int) []bool { return allDiff(n) }
+
+func (op linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	x, w := inputs[0], inputs[1]
+	r := x.Dims()
+	dx, err := G.ApplyOp(matmulNN{base{name: fmt.Sprintf("LinearGradX(r%d)", r), ranks: []int{r, 2, r}}}, grad, w)
+	if err != nil {
+		return nil, errors.Wrap(err, "ops.Linear backward (input)")
+	}
+	dw, err := G.ApplyOp(linGradW{base{name: fmt.Sprintf("LinearGradW(r%d)", r), ranks: []int{r, r, 2}}}, grad, x)
+	if err != nil {
+		return nil, errors.Wrap(err, "ops.Linear backward (weight)")
+	}
+	if len(inputs) == 2 {
+		return G.Nodes{dx, dw}, nil
+	}
+	db, err := SumRows(grad)
+	if err != nil {
+		return nil, errors.Wrap(err, "ops.Linear backward (bias)")
+	}
+	return G.Nodes{dx, dw, db}, nil
+}
+
+// matmulNN: (..., k) · (k, n) → (..., n), the input gradient of Linear.
+type matmulNN struct{ base }
+
+func (op matmulNN) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	out := s[0].Clone()
+	out[len(out)-1] = s[1][1]
+	return out, nil
+}
+
+func (op matmulNN) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	a, b := in[0], in[1]
+	k, n := b.Shape()[0], b.Shape()[1]
+	s := a.Shape().Clone()
+	s[len(s)-1] = n
+	y := newDense(dt, s)
+	m := a.Shape().TotalSize() / k
+	if dt == tensor.Float32 {
+		gemm(false, false, m, n, k, 1, sl[float32](a), k, sl[float32](b), n, 0, sl[float32](y), n)
+	} else {
+		gemm(false, false, m, n, k, 1, sl[float64](a), k, sl[float64](b), n, 0, sl[float64](y), n)
+	}
+	return y, nil
+}
+
+// linGradW: dy (..., out), x (..., in) → dyᵀ·x (out, in), the weight gradient.
+type linGradW struct{ base }
+
+func (op linGradW) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[0][len(s[0])-1], s[1][len(s[1])-1]}, nil
+}
+
+func (op linGradW) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	dy, x := in[0], in[1]
+	out, inF := dy.Shape()[dy.Dims()-1], x.Shape()[x.Dims()-1]
+	m := x.Shape().TotalSize() / inF
+	y := newDense(dt, tensor.Shape{out, inF})
+	if dt == tensor.Float32 {
+		gemm(true, false, out, inF, m, 1, sl[float32](dy), out, sl[float32](x), inF, 0, sl[float32](y), inF)
+	} else {
+		gemm(true, false, out, inF, m, 1, sl[float64](dy), out, sl[float64](x), inF, 0, sl[float64](y), inF)
+	}
+	return y, nil
+}
+
+// SumRows sums x (..., n) over every axis but the last, giving (n): the
+// gradient of a bias or of any parameter added to every row.
+func SumRows(x *G.Node) (*G.Node, error) {
+	return G.ApplyOp(sumRowsOp{base{name: fmt.Sprintf("SumRows(r%d)", x.Dims()), ranks: []int{x.Dims(), 1}}}, x)
+}
+
+type sumRowsOp struct{ base }
+
+func (op sumRowsOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	return tensor.Shape{s[0][len(s[0])-1]}, nil
+}
+
+func (op sumRowsOp) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	x := in[0]
+	n := x.Shape()[x.Dims()-1]
+	y := newDense(dt, tensor.Shape{n})
+	if dt == tensor.Float32 {
+		sumRows(sl[float32](x), sl[float32](y), n)
+	} else {
+		sumRows(sl[float64](x), sl[float64](y), n)
+	}
+	return y, nil
+}
+
+func sumRows[T Float](x, y []T, n int) {
+	for r := 0; r+n <= len(x); r += n {
+		row := x[r : r+n]
+		for j, v := range row {
+			y[j] += v
+		}
+	}
+}
