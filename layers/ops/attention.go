@@ -220,9 +220,9 @@ func attnProbsBwd[T Float](qkv, p, dp, dqkv []T, b, n, d, heads int) {
 					ds[r+j] = v * (gr[j] - dot)
 				}
 			}
-			off := (i/heads)*n*ld + (i%heads)*dh // q of (b,h); k is at off+d
-			gemm(false, false, n, dh, n, scale, ds, n, qkv[off+d:], ld, 0, dqkv[off:], ld)  // dQ = scale·dS·K
-			gemm(true, false, n, dh, n, scale, ds, n, qkv[off:], ld, 0, dqkv[off+d:], ld) // dK = scale·dSᵀ·Q
+			off := (i/heads)*n*ld + (i%heads)*dh                                           // q of (b,h); k is at off+d
+			gemm(false, false, n, dh, n, scale, ds, n, qkv[off+d:], ld, 0, dqkv[off:], ld) // dQ = scale·dS·K
+			gemm(true, false, n, dh, n, scale, ds, n, qkv[off:], ld, 0, dqkv[off+d:], ld)  // dK = scale·dSᵀ·Q
 		}
 	})
 }

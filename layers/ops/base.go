@@ -23,11 +23,11 @@ type base struct {
 	ranks []int  // ranks of the inputs, then of the output; 0 means scalar
 }
 
-func (b base) Arity() int          { return len(b.ranks) - 1 }
-func (b base) ReturnsPtr() bool    { return false }
-func (b base) CallsExtern() bool   { return false }
+func (b base) Arity() int           { return len(b.ranks) - 1 }
+func (b base) ReturnsPtr() bool     { return false }
+func (b base) CallsExtern() bool    { return false }
 func (b base) OverwritesInput() int { return -1 }
-func (b base) String() string      { return b.name }
+func (b base) String() string       { return b.name }
 func (b base) WriteHash(h hash.Hash) {
 	fmt.Fprint(h, b.name)
 }

@@ -23,10 +23,10 @@ type geluOp struct {
 }
 
 const (
-	sqrt2      = math.Sqrt2
+	sqrt2       = math.Sqrt2
 	sqrt2OverPi = 0.7978845608028654 // √(2/π)
-	invSqrt2Pi = 0.3989422804014327 // 1/√(2π)
-	geluC      = 0.044715
+	invSqrt2Pi  = 0.3989422804014327 // 1/√(2π)
+	geluC       = 0.044715
 )
 
 func (op geluOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {

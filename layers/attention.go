@@ -1,0 +1,105 @@
+package layers
+
+import (
+	"github.com/pkg/errors"
+	G "gorgonia.org/gorgonia"
+
+	"github.com/vitgo/vit/layers/ops"
+)
+
+// Attention is multi-head self-attention with a fused qkv projection:
+// softmax(Q·Kᵀ/√d_head)·V per head, heads concatenated, then projected.
+// The scale is 1/√(head dim), as in the paper and every reference
+// implementation. Q, K and V are read in place from the qkv projection's
+// output (B, N, 3D), so no head is ever transposed or copied.
+type Attention struct {
+	QKV      *Linear // D → 3D, q then k then v
+	Proj     *Linear // D → D
+	Heads    int
+	AttnDrop Dropout // on the attention probabilities
+	ProjDrop Dropout // on the output
+	name     string
+}
+
+// NewAttention creates name.qkv and name.proj in s.
+func NewAttention(s *Scope, name string, dim, heads int, qkvBias bool, attnDrop, projDrop Dropout) (*Attention, error) {
+	if heads <= 0 || dim%heads != 0 {
+		return nil, errors.Errorf("layers: attention width %d is not divisible by %d heads", dim, heads)
+	}
+	sc := s.Sub(name)
+	qkv, err := NewLinear(sc, "qkv", dim, 3*dim, qkvBias)
+	if err != nil {
+		return nil, err
+	}
+	proj, err := NewLinear(sc, "proj", dim, dim, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Attention{QKV: qkv, Proj: proj, Heads: heads, AttnDrop: attnDrop, ProjDrop: projDrop, name: sc.path}, nil
+}
+
+// Forward maps x (B, N, D) to (B, N, D) and also returns the attention
+// probabilities (B, H, N, N), before attention dropout, whose value can be
+// read after the graph has run.
+func (a *Attention) Forward(x *G.Node) (out, probs *G.Node, err error) {
+	qkv, err := a.QKV.Forward(x) // (B, N, 3D)
+	if err != nil {
+		return nil, nil, err
+	}
+	probs, err = ops.AttentionProbs(qkv, a.Heads) // (B, H, N, N)
+	if err != nil {
+		return nil, nil, errors.Wrap(err, a.name)
+	}
+	p, err := a.AttnDrop.Forward(probs)
+	if err != nil {
+		return nil, nil, errors.Wrap(err, a.name)
+	}
+	o, err := ops.AttentionApply(p, qkv, a.Heads) // (B, N, D)
+	if err != nil {
+		return nil, nil, errors.Wrap(err, a.name)
+	}
+	if o, err = a.Proj.Forward(o); err != nil {
+		return nil, nil, err
+	}
+	out, err = a.ProjDrop.Forward(o)
+	return out, probs, errors.Wrap(err, a.name)
+}
+
+// MLP is fc1, GELU, dropout, fc2, dropout.
+type MLP struct {
+	FC1, FC2 *Linear
+	Act      GELU
+	Drop     Dropout
+}
+
+// NewMLP creates name.fc1 and name.fc2 in s.
+func NewMLP(s *Scope, name string, dim, hidden int, act GELU, drop Dropout) (*MLP, error) {
+	sc := s.Sub(name)
+	fc1, err := NewLinear(sc, "fc1", dim, hidden, true)
+	if err != nil {
+		return nil, err
+	}
+	fc2, err := NewLinear(sc, "fc2", hidden, dim, true)
+	if err != nil {
+		return nil, err
+	}
+	return &MLP{FC1: fc1, FC2: fc2, Act: act, Drop: drop}, nil
+}
+
+// Forward maps (..., D) to (..., D).
+func (m *MLP) Forward(x *G.Node) (*G.Node, error) {
+	h, err := m.FC1.Forward(x) // (..., hidden)
+	if err != nil {
+		return nil, err
+	}
+	if h, err = m.Act.Forward(h); err != nil {
+		return nil, err
+	}
+	if h, err = m.Drop.Forward(h); err != nil {
+		return nil, err
+	}
+	if h, err = m.FC2.Forward(h); err != nil { // (..., D)
+		return nil, err
+	}
+	return m.Drop.Forward(h)
+}
