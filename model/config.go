@@ -175,3 +175,16 @@ func Presets() []string {
 	sort.Strings(names)
 	return names
 }
+
+// NumParams returns the number of learnable scalars of a model with this
+// config, without building it.
+func (c Config) NumParams() int {
+	d, h := c.Dim, c.MLPDim
+	qkvBias := 3 * d
+	if c.NoQKVBias {
+		qkvBias = 0
+	}
+	block := 2*d + (3*d*d + qkvBias) + (d*d + d) + 2*d + (h*d + h) + (d*h + d)
+	embed := d*c.Channels*c.PatchSize*c.PatchSize + d + d + c.Tokens()*d
+	return embed + c.Depth*block + 2*d + c.NumClasses*d + c.NumClasses
+}

@@ -117,9 +117,9 @@ func isHuggingFaceName(name string) bool {
 		strings.HasPrefix(n, "layernorm.")
 }
 
-// splitLayer splits "{prefix}{i}.{rest}" into i and rest. The index must be
+// splitLayerIndex splits "{prefix}{i}.{rest}" into i and rest. The index must be
 // written canonically (decimal, no sign, no leading zeros).
-func splitLayer(name, prefix string) (int, string, bool) {
+func splitLayerIndex(name, prefix string) (int, string, bool) {
 	if !strings.HasPrefix(name, prefix) {
 		return 0, "", false
 	}
@@ -203,7 +203,7 @@ func toTimmNames(in map[string]stTensor) (map[string]stTensor, string, error) {
 		case namingTorchvision:
 			if m, ok := tvTopLevel[name]; ok {
 				newName = m
-			} else if i, rest, ok := splitLayer(name, "encoder.layers.encoder_layer_"); ok {
+			} else if i, rest, ok := splitLayerIndex(name, "encoder.layers.encoder_layer_"); ok {
 				if m, ok := tvBlock[rest]; ok {
 					newName = fmt.Sprintf("blocks.%d.%s", i, m)
 				}
@@ -215,7 +215,7 @@ func toTimmNames(in map[string]stTensor) (map[string]stTensor, string, error) {
 			}
 			if m, ok := hfTopLevel[n]; ok {
 				newName = m
-			} else if i, rest, ok := splitLayer(n, "encoder.layer."); ok {
+			} else if i, rest, ok := splitLayerIndex(n, "encoder.layer."); ok {
 				if m, ok := hfBlock[rest]; ok {
 					newName = fmt.Sprintf("blocks.%d.%s", i, m)
 				} else if q, ok := hfQKV[rest]; ok {
@@ -296,10 +296,10 @@ func concatAxis0(ts []stTensor, names []string) (stTensor, error) {
 	rest = rest[1:]
 	rows, total := 0, 0
 	for k, t := range ts {
-		if len(t.Shape) != len(rest)+1 || !equalInts(t.Shape[1:], rest) {
+		if len(t.Shape) != len(rest)+1 || !sameShape(t.Shape[1:], rest) {
 			return stTensor{}, errors.Errorf("model: cannot concatenate %q (shape %v) with %q (shape %v): expected shape (*, %v)", names[k], t.Shape, names[0], ts[0].Shape, rest)
 		}
-		n, err := numElements(t.Shape)
+		n, err := stNumElements(t.Shape)
 		if err != nil || n != len(t.Data) {
 			return stTensor{}, errors.Errorf("model: tensor %q has shape %v but %d values", names[k], t.Shape, len(t.Data))
 		}
@@ -314,7 +314,7 @@ func concatAxis0(ts []stTensor, names []string) (stTensor, error) {
 	return stTensor{Shape: shape, Data: data}, nil
 }
 
-func equalInts(a, b []int) bool {
+func sameShape(a, b []int) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -338,7 +338,7 @@ func checkTensors(want map[string][]int, got map[string]stTensor) error {
 		switch {
 		case !ok:
 			missing = append(missing, fmt.Sprintf("missing %s: expected shape %v", name, shape))
-		case !equalInts(t.Shape, shape):
+		case !sameShape(t.Shape, shape):
 			misShaped = append(misShaped, fmt.Sprintf("wrong shape %s: expected %v, found %v", name, shape, t.Shape))
 		}
 	}

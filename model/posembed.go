@@ -45,18 +45,18 @@ func resizePosEmbed(t stTensor, prefix, gh, gw, nh, nw int) (stTensor, error) {
 		return stTensor{}, errors.Errorf("model: resize pos embed: shape %v, expected (1, %d, D) with D > 0", t.Shape, prefix+gh*gw)
 	}
 	tokens, d := t.Shape[1], t.Shape[2]
-	if cells, err := numElements([]int{gh, gw}); err != nil || tokens != prefix+cells {
+	if cells, err := stNumElements([]int{gh, gw}); err != nil || tokens != prefix+cells {
 		return stTensor{}, errors.Errorf("model: resize pos embed: %d tokens in shape %v, expected %d prefix + %dx%d grid = %d", tokens, t.Shape, prefix, gh, gw, prefix+gh*gw)
 	}
-	if n, err := numElements(t.Shape); err != nil || n != len(t.Data) {
+	if n, err := stNumElements(t.Shape); err != nil || n != len(t.Data) {
 		return stTensor{}, errors.Errorf("model: resize pos embed: shape %v needs %d values, found %d", t.Shape, tokens*d, len(t.Data))
 	}
-	cells, err := numElements([]int{nh, nw})
+	cells, err := stNumElements([]int{nh, nw})
 	if err == nil && cells > math.MaxInt-prefix {
 		err = errors.New("overflow")
 	}
 	if err == nil {
-		_, err = numElements([]int{prefix + cells, d})
+		_, err = stNumElements([]int{prefix + cells, d})
 	}
 	if err != nil {
 		return stTensor{}, errors.Errorf("model: resize pos embed: target grid %dx%d with %d prefix rows and D = %d is too large", nh, nw, prefix, d)

@@ -28,9 +28,9 @@ type stTensor struct {
 	Data  []float64
 }
 
-// numElements returns the number of values the shape describes, or an error
+// stNumElements returns the number of values the shape describes, or an error
 // if a dimension is negative or the product overflows int.
-func numElements(shape []int) (int, error) {
+func stNumElements(shape []int) (int, error) {
 	n := 1
 	for _, d := range shape {
 		if d < 0 {
@@ -154,7 +154,7 @@ func parseSafetensors(path string, buf []byte) (tensors map[string]stTensor, met
 			}
 			shape[i] = int(d)
 		}
-		count, err := numElements(shape)
+		count, err := stNumElements(shape)
 		if err != nil {
 			return nil, nil, errors.Wrapf(err, "model: read safetensors %s: tensor %q", path, name)
 		}
@@ -433,7 +433,7 @@ func syncDir(dir string) error {
 // little-endian in dtype dt (F32 or F64). A finite value too large for
 // float32 is refused rather than silently turned into an infinity.
 func encodeTensor(t stTensor, dt safetensors.DType) (stView, error) {
-	count, err := numElements(t.Shape)
+	count, err := stNumElements(t.Shape)
 	if err != nil {
 		return stView{}, err
 	}

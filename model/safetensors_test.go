@@ -15,20 +15,20 @@ import (
 	"github.com/pkg/errors"
 )
 
-// rawSafetensors assembles a safetensors image by hand: the 8-byte
+// stRaw assembles a safetensors image by hand: the 8-byte
 // little-endian header length, the header, then data.
-func rawSafetensors(header string, data []byte) []byte {
+func stRaw(header string, data []byte) []byte {
 	b := binary.LittleEndian.AppendUint64(nil, uint64(len(header)))
 	b = append(b, header...)
 	return append(b, data...)
 }
 
-// withLength is like rawSafetensors but with an arbitrary header length.
-func withLength(n uint64, rest []byte) []byte {
+// stWithLength is like stRaw but with an arbitrary header length.
+func stWithLength(n uint64, rest []byte) []byte {
 	return append(binary.LittleEndian.AppendUint64(nil, n), rest...)
 }
 
-func writeFile(t *testing.T, name string, b []byte) string {
+func stWriteTemp(t *testing.T, name string, b []byte) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(p, b, 0o644); err != nil {
@@ -37,7 +37,7 @@ func writeFile(t *testing.T, name string, b []byte) string {
 	return p
 }
 
-func u16s(v ...uint16) []byte {
+func stU16s(v ...uint16) []byte {
 	var b []byte
 	for _, x := range v {
 		b = binary.LittleEndian.AppendUint16(b, x)
@@ -45,7 +45,7 @@ func u16s(v ...uint16) []byte {
 	return b
 }
 
-func sameFloat(a, b float64) bool {
+func stSameFloat(a, b float64) bool {
 	if math.IsNaN(a) || math.IsNaN(b) {
 		return math.IsNaN(a) && math.IsNaN(b)
 	}
@@ -95,12 +95,12 @@ func TestSafetensorsRoundTrip(t *testing.T) {
 					t.Errorf("tensor %q missing", name)
 					continue
 				}
-				if !equalInts(g.Shape, want.Shape) || len(g.Data) != len(want.Data) {
+				if !sameShape(g.Shape, want.Shape) || len(g.Data) != len(want.Data) {
 					t.Errorf("%s: shape %v (%d values), want %v (%d)", name, g.Shape, len(g.Data), want.Shape, len(want.Data))
 					continue
 				}
 				for i := range want.Data {
-					if w := tc.conv(want.Data[i]); !sameFloat(g.Data[i], w) {
+					if w := tc.conv(want.Data[i]); !stSameFloat(g.Data[i], w) {
 						t.Errorf("%s[%d] = %v, want %v", name, i, g.Data[i], w)
 					}
 				}
@@ -133,17 +133,17 @@ func TestSafetensorsHalfDecoding(t *testing.T) {
 		t.Run(tc.dtype, func(t *testing.T) {
 			n := len(tc.bits)
 			header := `{"x":{"dtype":"` + tc.dtype + `","shape":[` + strconv.Itoa(n) + `],"data_offsets":[0,` + strconv.Itoa(2*n) + `]}}`
-			path := writeFile(t, "h.safetensors", rawSafetensors(header, u16s(tc.bits...)))
+			path := stWriteTemp(t, "h.safetensors", stRaw(header, stU16s(tc.bits...)))
 			got, _, err := readSafetensors(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			x := got["x"]
-			if !equalInts(x.Shape, []int{n}) || len(x.Data) != n {
+			if !sameShape(x.Shape, []int{n}) || len(x.Data) != n {
 				t.Fatalf("shape %v with %d values, want [%d]", x.Shape, len(x.Data), n)
 			}
 			for i, w := range tc.want {
-				if !sameFloat(x.Data[i], w) {
+				if !stSameFloat(x.Data[i], w) {
 					t.Errorf("%s %#04x = %v, want %v", tc.dtype, tc.bits[i], x.Data[i], w)
 				}
 			}
@@ -168,7 +168,7 @@ func TestHalfToFloat64Exhaustive(t *testing.T) {
 		if h&0x8000 != 0 {
 			want = -want
 		}
-		if got := halfToFloat64(uint16(h)); !sameFloat(got, want) {
+		if got := halfToFloat64(uint16(h)); !stSameFloat(got, want) {
 			t.Fatalf("halfToFloat64(%#04x) = %v, want %v", h, got, want)
 		}
 	}
@@ -183,36 +183,36 @@ func TestReadSafetensorsRejectsBadFiles(t *testing.T) {
 	}{
 		{"empty file", nil, []string{"0 bytes"}},
 		{"truncated length", []byte{1, 2, 3, 4, 5}, []string{"5 bytes"}},
-		{"header length past end", withLength(1000, []byte(`{}`)), []string{"header length 1000", "past the end"}},
-		{"header length one past end", withLength(3, []byte(`{}`)), []string{"header length 3", "past the end"}},
-		{"huge header length", withLength(1<<62, []byte(`{}`)), []string{"exceeds the limit"}},
-		{"header length just over limit", withLength(maxSafetensorsHeader+1, []byte(`{}`)), []string{"exceeds the limit"}},
-		{"max uint64 header length", withLength(math.MaxUint64, nil), []string{"exceeds the limit"}},
-		{"non-JSON header", rawSafetensors(`not json at all`, nil), []string{"JSON"}},
-		{"truncated JSON header", rawSafetensors(`{"a":{"dtype":"F32"`, nil), []string{"JSON"}},
-		{"JSON array header", rawSafetensors(`[1,2,3]`, nil), []string{"JSON"}},
-		{"tensor entry not an object", rawSafetensors(`{"a":1}`, nil), []string{`"a"`, "not an object"}},
-		{"offsets past the end", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 4)),
+		{"header length past end", stWithLength(1000, []byte(`{}`)), []string{"header length 1000", "past the end"}},
+		{"header length one past end", stWithLength(3, []byte(`{}`)), []string{"header length 3", "past the end"}},
+		{"huge header length", stWithLength(1<<62, []byte(`{}`)), []string{"exceeds the limit"}},
+		{"header length just over limit", stWithLength(maxSafetensorsHeader+1, []byte(`{}`)), []string{"exceeds the limit"}},
+		{"max uint64 header length", stWithLength(math.MaxUint64, nil), []string{"exceeds the limit"}},
+		{"non-JSON header", stRaw(`not json at all`, nil), []string{"JSON"}},
+		{"truncated JSON header", stRaw(`{"a":{"dtype":"F32"`, nil), []string{"JSON"}},
+		{"JSON array header", stRaw(`[1,2,3]`, nil), []string{"JSON"}},
+		{"tensor entry not an object", stRaw(`{"a":1}`, nil), []string{`"a"`, "not an object"}},
+		{"offsets past the end", stRaw(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 4)),
 			[]string{`"a"`, "[0, 8]", "4-byte data section"}},
-		{"second tensor past the end", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, make([]byte, 4)),
+		{"second tensor past the end", stRaw(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, make([]byte, 4)),
 			[]string{`"b"`, "[4, 8]"}},
-		{"shape disagrees with byte count", rawSafetensors(`{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, f32x2),
+		{"shape disagrees with byte count", stRaw(`{"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}}`, f32x2),
 			[]string{`"a"`, "needs 12 bytes", "found 8"}},
-		{"shape overflow", rawSafetensors(`{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}`, f32x2),
+		{"shape overflow", stRaw(`{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}`, f32x2),
 			[]string{`"a"`, "overflow"}},
-		{"negative shape", rawSafetensors(`{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}`, f32x2), []string{`"a"`}},
-		{"reversed offsets", rawSafetensors(`{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}`, f32x2), []string{`"a"`}},
-		{"gap between tensors", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, f32x2), []string{`"a"`, "starts at data byte 4, expected 0"}},
-		{"overlapping tensors", rawSafetensors(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, f32x2), []string{`"b"`, "overlap"}},
-		{"trailing bytes", rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, f32x2), []string{"cover 4 bytes", "has 8"}},
-		{"missing data_offsets", rawSafetensors(`{"a":{"dtype":"F32","shape":[1]}}`, f32x2[:4]), []string{`"a"`}},
-		{"unsupported dtype I64", rawSafetensors(`{"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}`, f32x2), []string{`"a"`, "I64", "F32, F64, F16, BF16"}},
-		{"unsupported dtype BOOL", rawSafetensors(`{"a":{"dtype":"BOOL","shape":[8],"data_offsets":[0,8]}}`, f32x2), []string{`"a"`, "BOOL"}},
-		{"unknown dtype", rawSafetensors(`{"a":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}}`, f32x2), []string{`"a"`, "F8_E4M3", "F32, F64, F16, BF16"}},
-		{"metadata value not a string", rawSafetensors(`{"__metadata__":{"k":1}}`, nil), []string{"__metadata__"}},
+		{"negative shape", stRaw(`{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}`, f32x2), []string{`"a"`}},
+		{"reversed offsets", stRaw(`{"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}}`, f32x2), []string{`"a"`}},
+		{"gap between tensors", stRaw(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, f32x2), []string{`"a"`, "starts at data byte 4, expected 0"}},
+		{"overlapping tensors", stRaw(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, f32x2), []string{`"b"`, "overlap"}},
+		{"trailing bytes", stRaw(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, f32x2), []string{"cover 4 bytes", "has 8"}},
+		{"missing data_offsets", stRaw(`{"a":{"dtype":"F32","shape":[1]}}`, f32x2[:4]), []string{`"a"`}},
+		{"unsupported dtype I64", stRaw(`{"a":{"dtype":"I64","shape":[1],"data_offsets":[0,8]}}`, f32x2), []string{`"a"`, "I64", "F32, F64, F16, BF16"}},
+		{"unsupported dtype BOOL", stRaw(`{"a":{"dtype":"BOOL","shape":[8],"data_offsets":[0,8]}}`, f32x2), []string{`"a"`, "BOOL"}},
+		{"unknown dtype", stRaw(`{"a":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}}`, f32x2), []string{`"a"`, "F8_E4M3", "F32, F64, F16, BF16"}},
+		{"metadata value not a string", stRaw(`{"__metadata__":{"k":1}}`, nil), []string{"__metadata__"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			path := writeFile(t, "bad.safetensors", tc.file)
+			path := stWriteTemp(t, "bad.safetensors", tc.file)
 			ts, meta, err := readSafetensors(path)
 			if err == nil {
 				t.Fatalf("no error; got %d tensors, metadata %v", len(ts), meta)
@@ -250,7 +250,7 @@ func TestReadSafetensorsMissingFile(t *testing.T) {
 // corruptions of a valid file to the parser. It must return (never panic,
 // and never need the recover safety net) and must reject truncations.
 func TestParseSafetensorsNoPanic(t *testing.T) {
-	good := rawSafetensors(
+	good := stRaw(
 		`{"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"b":{"dtype":"F16","shape":[3],"data_offsets":[16,22]},"c":{"dtype":"BF16","shape":[1],"data_offsets":[22,24]}}`,
 		make([]byte, 24))
 	if _, _, err := parseSafetensors("good", good); err != nil {
@@ -285,9 +285,9 @@ func TestParseSafetensorsNoPanic(t *testing.T) {
 }
 
 func FuzzParseSafetensors(f *testing.F) {
-	f.Add(rawSafetensors(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, make([]byte, 4)))
-	f.Add(rawSafetensors(`{"a":{"dtype":"F16","shape":[],"data_offsets":[0,2]}}`, make([]byte, 2)))
-	f.Add(withLength(1<<40, nil))
+	f.Add(stRaw(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, make([]byte, 4)))
+	f.Add(stRaw(`{"a":{"dtype":"F16","shape":[],"data_offsets":[0,2]}}`, make([]byte, 2)))
+	f.Add(stWithLength(1<<40, nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ts, _, err := parseSafetensors("fuzz", b)
 		if err != nil {
@@ -297,15 +297,15 @@ func FuzzParseSafetensors(f *testing.F) {
 			return
 		}
 		for name, x := range ts {
-			if n, err := numElements(x.Shape); err != nil || n != len(x.Data) {
+			if n, err := stNumElements(x.Shape); err != nil || n != len(x.Data) {
 				t.Fatalf("%s: shape %v with %d values", name, x.Shape, len(x.Data))
 			}
 		}
 	})
 }
 
-// dirEntries lists the names in dir, to spot leftover temporary files.
-func dirEntries(t *testing.T, dir string) []string {
+// stDirEntries lists the names in dir, to spot leftover temporary files.
+func stDirEntries(t *testing.T, dir string) []string {
 	t.Helper()
 	es, err := os.ReadDir(dir)
 	if err != nil {
@@ -368,7 +368,7 @@ func TestWriteSafetensorsAtomicOnFailure(t *testing.T) {
 			if err != nil || !bytes.Equal(got, original) {
 				t.Errorf("existing file changed: %q, %v", got, err)
 			}
-			if es := dirEntries(t, dir); !reflect.DeepEqual(es, []string{"model.safetensors"}) {
+			if es := stDirEntries(t, dir); !reflect.DeepEqual(es, []string{"model.safetensors"}) {
 				t.Errorf("directory holds %v, want only model.safetensors (temporary file left behind?)", es)
 			}
 		})
@@ -399,7 +399,7 @@ func TestWriteSafetensorsBadTarget(t *testing.T) {
 		if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
 			t.Errorf("target directory disturbed: %v %v", fi, err)
 		}
-		if es := dirEntries(t, dir); !reflect.DeepEqual(es, []string{"m.safetensors"}) {
+		if es := stDirEntries(t, dir); !reflect.DeepEqual(es, []string{"m.safetensors"}) {
 			t.Errorf("directory holds %v", es)
 		}
 	})
@@ -450,7 +450,7 @@ func TestWriteSafetensorsReplacesAndKeepsMode(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode after replace: %v, %v; want 0600", fi.Mode(), err)
 	}
-	if es := dirEntries(t, dir); !reflect.DeepEqual(es, []string{"m.safetensors"}) {
+	if es := stDirEntries(t, dir); !reflect.DeepEqual(es, []string{"m.safetensors"}) {
 		t.Errorf("directory holds %v", es)
 	}
 }

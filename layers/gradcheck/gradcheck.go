@@ -76,19 +76,36 @@ func Check(build Builder, inputs []*tensor.Dense, opt Options) ([]Result, error)
 			return nil, errors.Wrap(err, "gradcheck: cost")
 		}
 	}
-	if _, err := G.Grad(cost, nodes...); err != nil {
+	return CheckGraph(cost, nodes, opt, rng)
+}
+
+// CheckGraph checks the gradient of a scalar float64 cost node with respect
+// to nodes of its graph that hold values (inputs or parameters), perturbing
+// their data in place and restoring it. The graph must not have been
+// differentiated yet. rng picks the checked elements (nil: seeded from opt).
+func CheckGraph(cost *G.Node, wrt G.Nodes, opt Options, rng *rand.Rand) ([]Result, error) {
+	if opt.Eps == 0 {
+		opt.Eps = 1e-6
+	}
+	if opt.MaxElements == 0 {
+		opt.MaxElements = 64
+	}
+	if rng == nil {
+		rng = rand.New(rand.NewSource(opt.Seed))
+	}
+	if _, err := G.Grad(cost, wrt...); err != nil {
 		return nil, errors.Wrap(err, "gradcheck: Grad")
 	}
-	vm := G.NewTapeMachine(g, G.BindDualValues(nodes...))
+	vm := G.NewTapeMachine(cost.Graph(), G.BindDualValues(wrt...))
 	defer vm.Close()
 	if err := vm.RunAll(); err != nil {
 		return nil, errors.Wrap(err, "gradcheck: first run")
 	}
-	analytic := make([][]float64, len(nodes))
-	for i, n := range nodes {
+	analytic := make([][]float64, len(wrt))
+	for i, n := range wrt {
 		gv, err := n.Grad()
 		if err != nil {
-			return nil, errors.Wrapf(err, "gradcheck: gradient of input %d", i)
+			return nil, errors.Wrapf(err, "gradcheck: gradient of %v", n.Name())
 		}
 		analytic[i] = append([]float64(nil), gv.Data().([]float64)...)
 	}
@@ -108,14 +125,17 @@ func Check(build Builder, inputs []*tensor.Dense, opt Options) ([]Result, error)
 		}
 		return 0, errors.Errorf("gradcheck: cost value is %T", cost.Value())
 	}
-	res := make([]Result, len(nodes))
-	for i, in := range inputs {
-		data := in.Data().([]float64)
+	res := make([]Result, len(wrt))
+	for i, n := range wrt {
+		data, ok := n.Value().Data().([]float64)
+		if !ok {
+			return nil, errors.Errorf("gradcheck: %v is not float64", n.Name())
+		}
 		idx := rng.Perm(len(data))
 		if len(idx) > opt.MaxElements {
 			idx = idx[:opt.MaxElements]
 		}
-		r := Result{Name: fmt.Sprintf("input %d %v", i, in.Shape()), Scale: 1e-3, Checked: len(idx)}
+		r := Result{Name: fmt.Sprintf("%s %v", n.Name(), n.Shape()), Scale: 1e-3, Checked: len(idx)}
 		for _, a := range analytic[i] {
 			if a != 0 {
 				r.NonZero = true
@@ -171,6 +191,13 @@ func Assert(t T, build Builder, inputs []*tensor.Dense, tol float64, opt Options
 	if err != nil {
 		t.Fatalf("%+v", err)
 	}
+	Expect(t, res, tol)
+}
+
+// Expect fails t when any result's relative error exceeds tol, or when a
+// gradient is identically zero; it logs every result.
+func Expect(t T, res []Result, tol float64) {
+	t.Helper()
 	for _, r := range res {
 		t.Logf("%v", r)
 		if !(r.RelErr <= tol) {

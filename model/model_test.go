@@ -1,0 +1,390 @@
+package model
+
+import (
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/vitgo/vit/layers/gradcheck"
+	"github.com/vitgo/vit/layers/ops"
+)
+
+// Parameter counts of the paper's models with 1000 classes, as timm and
+// big_vision report them.
+func TestPresetParamCounts(t *testing.T) {
+	want := map[string]int{
+		"Ti/16": 5_717_416,
+		"S/16":  22_050_664,
+		"B/16":  86_567_656,
+		"L/16":  304_326_632,
+		"H/14":  632_045_800,
+	}
+	for name, n := range want {
+		c, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.NumParams(); got != n {
+			t.Errorf("%s: %d parameters, want %d", name, got, n)
+		}
+	}
+	// The analytic count equals the built model's, for a real preset and
+	// for every option that changes the parameter set.
+	ti, _ := Preset("vit-ti16")
+	mean := parityConfig
+	mean.Pool, mean.NoQKVBias = "mean", true
+	for _, c := range []Config{ti, parityConfig, mean} {
+		m, err := New(G.NewGraph(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.NumParams() != c.NumParams() {
+			t.Errorf("%v: built model has %d parameters, config says %d", c, m.NumParams(), c.NumParams())
+		}
+	}
+}
+
+func TestPresetNames(t *testing.T) {
+	for _, name := range []string{"Ti/16", "ti/16", "ViT-Ti/16", "vit_ti16", "vit-ti16", "TI16"} {
+		c, err := Preset(name)
+		if err != nil || c.Dim != 192 || c.PatchSize != 16 {
+			t.Errorf("Preset(%q) = %+v, %v; want ViT-Ti/16", name, c, err)
+		}
+	}
+	for _, name := range Presets() {
+		c, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("preset %s: %v", name, err)
+		}
+	}
+	if _, err := Preset("Ti/15"); err == nil || !strings.Contains(err.Error(), "Ti/16") {
+		t.Errorf("unknown preset: got %v, want an error listing the known ones", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	bad := []struct {
+		edit  func(*Config)
+		field string
+	}{
+		{func(c *Config) { c.ImageSize = 0 }, "ImageSize"},
+		{func(c *Config) { c.PatchSize = -1 }, "PatchSize"},
+		{func(c *Config) { c.Channels = 0 }, "Channels"},
+		{func(c *Config) { c.Dim = 0 }, "Dim"},
+		{func(c *Config) { c.Depth = 0 }, "Depth"},
+		{func(c *Config) { c.Heads = 0 }, "Heads"},
+		{func(c *Config) { c.MLPDim = 0 }, "MLPDim"},
+		{func(c *Config) { c.NumClasses = 0 }, "NumClasses"},
+		{func(c *Config) { c.ImageSize = 18 }, "ImageSize 18 is not divisible by Config.PatchSize 4"},
+		{func(c *Config) { c.Heads = 5 }, "Dim 32 is not divisible by Config.Heads 5"},
+		{func(c *Config) { c.Dropout = 1 }, "Dropout"},
+		{func(c *Config) { c.DropPath = -0.1 }, "DropPath"},
+		{func(c *Config) { c.Pool = "max" }, "Pool"},
+		{func(c *Config) { c.GELU = "relu" }, "GELU"},
+	}
+	for _, b := range bad {
+		c := parityConfig
+		b.edit(&c)
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), b.field) {
+			t.Errorf("%+v: got %v, want an error naming %s", c, err, b.field)
+		}
+		if _, err := New(G.NewGraph(), c); err == nil {
+			t.Errorf("New accepted %+v", c)
+		}
+	}
+	if err := parityConfig.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tinyConfig is small enough for finite differences over the whole model.
+var tinyConfig = Config{ImageSize: 8, PatchSize: 4, Channels: 2, Dim: 8, Depth: 2, Heads: 2, MLPDim: 12, NumClasses: 3}
+
+// TestModelGradient checks every learnable's gradient of a cross-entropy
+// loss by finite differences in float64, for the standard model and for
+// one with every option changed (mean pooling, tanh GELU, no qkv bias,
+// dropout, attention dropout and drop path with frozen masks).
+func TestModelGradient(t *testing.T) {
+	variant := tinyConfig
+	variant.Pool, variant.GELU, variant.NoQKVBias = "mean", "tanh", true
+	variant.Dropout, variant.AttnDropout, variant.DropPath = 0.1, 0.1, 0.2
+	for _, cfg := range []Config{tinyConfig, variant} {
+		t.Run(cfg.String(), func(t *testing.T) {
+			g := G.NewGraph()
+			m, err := New(g, cfg, WithDtype(tensor.Float64), WithSeed(3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Spread the weights out so that no gradient is tiny by accident.
+			rng := rand.New(rand.NewSource(4))
+			for _, p := range m.Params() {
+				d := p.Node.Value().Data().([]float64)
+				for i := range d {
+					d[i] += rng.NormFloat64() * 0.3
+				}
+			}
+			x := G.NewTensor(g, tensor.Float64, 4, G.WithShape(3, cfg.Channels, cfg.ImageSize, cfg.ImageSize),
+				G.WithValue(gradcheck.Random(rng, 1, 3, cfg.Channels, cfg.ImageSize, cfg.ImageSize)), G.WithName("x"))
+			y := tensor.New(tensor.WithShape(3, 3), tensor.WithBacking([]float64{1, 0, 0, 0, 0.1, 0.9, 0, 1, 0}))
+			yn := G.NewTensor(g, tensor.Float64, 2, G.WithShape(3, 3), G.WithValue(y), G.WithName("y"))
+			logits, err := m.Forward(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loss, err := ops.CrossEntropy(logits, yn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := gradcheck.CheckGraph(loss, m.Learnables(), gradcheck.Options{MaxElements: 24, Prepare: func() { m.noise.Freeze(true) }}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gradcheck.Expect(t, res, 1e-5)
+			if len(res) != len(m.Params()) {
+				t.Fatalf("checked %d learnables of %d", len(res), len(m.Params()))
+			}
+		})
+	}
+}
+
+func TestSeedDeterminism(t *testing.T) {
+	vals := func(seed int64) []float32 {
+		m, err := New(G.NewGraph(), parityConfig, WithSeed(seed))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []float32
+		for _, n := range m.Learnables() {
+			all = append(all, n.Value().Data().([]float32)...)
+		}
+		return all
+	}
+	a, b, c := vals(7), vals(7), vals(8)
+	same := true
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("seed 7 gave different weights at %d", i)
+		}
+		same = same && a[i] == c[i]
+	}
+	if same {
+		t.Fatal("seeds 7 and 8 gave the same weights")
+	}
+}
+
+// TestInit checks timm's initialisation: weights truncated normal std 0.02,
+// zero biases, unit LayerNorm scales.
+func TestInit(t *testing.T) {
+	m, err := New(G.NewGraph(), parityConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range m.Params() {
+		d := p.Node.Value().Data().([]float32)
+		switch {
+		case strings.HasSuffix(p.Name, "norm1.weight"), strings.HasSuffix(p.Name, "norm2.weight"), p.Name == "norm.weight":
+			for _, v := range d {
+				if v != 1 {
+					t.Fatalf("%s: %v, want 1", p.Name, v)
+				}
+			}
+		case strings.HasSuffix(p.Name, ".bias"):
+			for _, v := range d {
+				if v != 0 {
+					t.Fatalf("%s: %v, want 0", p.Name, v)
+				}
+			}
+		case strings.HasSuffix(p.Name, ".weight"), p.Name == "pos_embed":
+			var ss float64
+			for _, v := range d {
+				if v < -0.04 || v > 0.04 {
+					t.Fatalf("%s: %v outside ±2σ", p.Name, v)
+				}
+				ss += float64(v) * float64(v)
+			}
+			if std := ss / float64(len(d)); std < 0.01*0.01 || std > 0.03*0.03 {
+				t.Errorf("%s: variance %v, want about 0.02²", p.Name, std)
+			}
+		}
+	}
+}
+
+func TestTwoModelsOneGraph(t *testing.T) {
+	g := G.NewGraph()
+	if _, err := New(g, parityConfig); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(g, parityConfig); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second model with the same prefix: got %v, want a name-clash error", err)
+	}
+	a, err := New(g, parityConfig, WithPrefix("a/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(g, parityConfig, WithPrefix("b/"), WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Learnables()[0].Name() != "a/cls_token" {
+		t.Errorf("prefixed name %q", a.Learnables()[0].Name())
+	}
+	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(2, 3, 16, 16), G.WithInit(G.Gaussian(0, 1)), G.WithName("x"))
+	la, err := a.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb, err := b.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	if la.Value().Data().([]float32)[0] == lb.Value().Data().([]float32)[0] {
+		t.Error("two differently seeded models gave the same logits")
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	g := G.NewGraph()
+	m, err := New(g, parityConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dt    tensor.Dtype
+		shape []int
+		want  string
+	}{
+		{tensor.Float32, []int{2, 1, 16, 16}, "input shape (2, 1, 16, 16), want (B, 3, 16, 16)"},
+		{tensor.Float32, []int{2, 3, 32, 32}, "input shape (2, 3, 32, 32), want (B, 3, 16, 16)"},
+		{tensor.Float32, []int{3, 16, 16}, "want (B, 3, 16, 16)"},
+		{tensor.Float64, []int{2, 3, 16, 16}, "input dtype float64, want float32"},
+	} {
+		x := G.NewTensor(g, c.dt, len(c.shape), G.WithShape(c.shape...))
+		_, err := m.Forward(x)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("input %v %v: got %v, want error containing %q", c.dt, c.shape, err, c.want)
+		}
+	}
+	x := G.NewTensor(G.NewGraph(), tensor.Float32, 4, G.WithShape(2, 3, 16, 16))
+	if _, err := m.Forward(x); err == nil {
+		t.Error("input from another graph accepted")
+	}
+}
+
+func TestSaveLoadOpen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "w.safetensors")
+	cfg := parityConfig
+	cfg.Pool, cfg.GELU = "mean", "tanh"
+	src, err := New(G.NewGraph(), cfg, WithSeed(11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.SaveWeights(path); err != nil {
+		t.Fatal(err)
+	}
+	dst, err := New(G.NewGraph(), cfg, WithSeed(12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.LoadWeights(path); err != nil {
+		t.Fatal(err)
+	}
+	opened, err := Open(G.NewGraph(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opened.Config != cfg {
+		t.Fatalf("Open rebuilt config %+v, want %+v", opened.Config, cfg)
+	}
+	for i, p := range src.Learnables() {
+		want := p.Value().Data().([]float32)
+		for _, m := range []*ViT{dst, opened} {
+			got := m.Learnables()[i].Value().Data().([]float32)
+			for j := range want {
+				if got[j] != want[j] {
+					t.Fatalf("%s[%d]: %v after load, want %v", p.Name(), j, got[j], want[j])
+				}
+			}
+		}
+	}
+	c, _, err := ReadConfig(path)
+	if err != nil || c != cfg {
+		t.Fatalf("ReadConfig = %+v, %v", c, err)
+	}
+	// A plain timm file has no config: Open says what to do instead.
+	if _, err := Open(G.NewGraph(), "../testdata/parity/vit_timm.safetensors"); err == nil || !strings.Contains(err.Error(), "LoadWeights") {
+		t.Errorf("Open on a file without config: %v", err)
+	}
+}
+
+// TestLoadMismatch: one error lists every missing, unexpected and
+// mis-shaped tensor, and nothing is loaded.
+func TestLoadMismatch(t *testing.T) {
+	cfg := parityConfig
+	cfg.Depth, cfg.NumClasses = 3, 7
+	m, err := New(G.NewGraph(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := append([]float32(nil), m.PosEmbed.Value().Data().([]float32)...)
+	err = m.LoadWeights("../testdata/parity/vit_torchvision.safetensors")
+	if err == nil {
+		t.Fatal("loaded a depth-2, 5-class file into a depth-3, 7-class model")
+	}
+	for _, want := range []string{"blocks.2.attn.qkv.weight", "blocks.2.mlp.fc2.bias", "head.weight", "expected [7 32], found [5 32]", "vit_torchvision.safetensors"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	for i, v := range m.PosEmbed.Value().Data().([]float32) {
+		if v != before[i] {
+			t.Fatal("a failed load changed the weights")
+		}
+	}
+	// Unexpected tensors are named too.
+	extra := filepath.Join(t.TempDir(), "extra.safetensors")
+	st, _, err := readSafetensors("../testdata/parity/vit_timm.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st["blocks.0.attn.rel_pos"] = stTensor{Shape: []int{2}, Data: []float64{1, 2}}
+	names := make([]string, 0, len(st))
+	for k := range st {
+		names = append(names, k)
+	}
+	if err := writeSafetensors(extra, names, st, "F32", nil); err != nil {
+		t.Fatal(err)
+	}
+	m2, _ := New(G.NewGraph(), parityConfig)
+	if err := m2.LoadWeights(extra); err == nil || !strings.Contains(err.Error(), "blocks.0.attn.rel_pos") {
+		t.Errorf("unexpected tensor: got %v", err)
+	}
+	if err := m2.LoadWeights(filepath.Join(t.TempDir(), "none.safetensors")); err == nil || !os.IsNotExist(errorsCause(err)) && !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing file: got %v", err)
+	}
+}
+
+func errorsCause(err error) error {
+	type causer interface{ Cause() error }
+	for {
+		c, ok := err.(causer)
+		if !ok {
+			return err
+		}
+		err = c.Cause()
+	}
+}
