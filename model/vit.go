@@ -131,6 +131,19 @@ func (m *ViT) Learnables() G.Nodes {
 	return ns
 }
 
+// BackboneLearnables is Learnables without the classifier head: the
+// parameters that Features depends on, for a caller who puts a head of
+// their own on the features.
+func (m *ViT) BackboneLearnables() G.Nodes {
+	var ns G.Nodes
+	for _, p := range m.params {
+		if p.Node != m.Head.Weight && p.Node != m.Head.Bias {
+			ns = append(ns, p.Node)
+		}
+	}
+	return ns
+}
+
 // Params returns the parameters with their timm names and whether weight
 // decay should apply (weight matrices only; not biases, norms, the class
 // token or the positional embedding).
