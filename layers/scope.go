@@ -64,6 +64,7 @@ type Scope struct {
 }
 
 type scopeState struct {
+	share  map[string]*tensor.Dense // existing values to use instead of new ones, by name
 	dtype  tensor.Dtype
 	rng    *rand.Rand
 	params []*Param
@@ -75,6 +76,12 @@ type scopeState struct {
 func NewScope(g *G.ExprGraph, prefix string, dtype tensor.Dtype, seed int64) *Scope {
 	return &Scope{g: g, prefix: prefix, shared: &scopeState{dtype: dtype, rng: rand.New(rand.NewSource(seed)), names: map[string]bool{}}}
 }
+
+// ShareValues makes the scope use the given tensors (by parameter name,
+// e.g. "blocks.0.attn.qkv.weight") as the values of the parameters it
+// creates, instead of new ones: a second graph over the same weights, such
+// as an inference graph beside a training graph, sees every update.
+func (s *Scope) ShareValues(vals map[string]*tensor.Dense) { s.shared.share = vals }
 
 // Sub returns a child scope whose names are prefixed with name + ".".
 func (s *Scope) Sub(name string) *Scope {
@@ -110,16 +117,23 @@ func (s *Scope) Param(name string, shape []int, init Init, decay bool) (*G.Node,
 		n *= d
 	}
 	vals := make([]float64, n)
-	init(s.shared.rng, vals)
+	init(s.shared.rng, vals) // always drawn, so the generator's sequence does not depend on sharing
 	var t *tensor.Dense
-	switch s.shared.dtype {
-	case tensor.Float32:
+	if s.shared.share != nil {
+		t = s.shared.share[full]
+		if t == nil || !t.Shape().Eq(tensor.Shape(shape)) || t.Dtype() != s.shared.dtype {
+			return nil, errors.Errorf("layers: no shared %v value of shape %v for parameter %q", s.shared.dtype, shape, full)
+		}
+	}
+	switch {
+	case t != nil:
+	case s.shared.dtype == tensor.Float32:
 		f := make([]float32, n)
 		for i, v := range vals {
 			f[i] = float32(v)
 		}
 		t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(f))
-	case tensor.Float64:
+	case s.shared.dtype == tensor.Float64:
 		t = tensor.New(tensor.WithShape(shape...), tensor.WithBacking(vals))
 	default:
 		return nil, errors.Errorf("layers: unsupported dtype %v (want float32 or float64)", s.shared.dtype)

@@ -151,7 +151,7 @@ func splitLayerIndex(name, prefix string) (int, string, bool) {
 // It is an error for the names to mix torchvision and Hugging Face names, for
 // two input names to map to the same timm name, or for query/key/value
 // tensors that cannot be concatenated.
-func toTimmNames(in map[string]stTensor) (map[string]stTensor, string, error) {
+func toTimmNames(in map[string]Tensor) (map[string]Tensor, string, error) {
 	names := make([]string, 0, len(in))
 	for name := range in {
 		names = append(names, name)
@@ -177,9 +177,9 @@ func toTimmNames(in map[string]stTensor) (map[string]stTensor, string, error) {
 		convention = namingHuggingFace
 	}
 
-	out := make(map[string]stTensor, len(in))
+	out := make(map[string]Tensor, len(in))
 	from := make(map[string]string, len(in)) // timm name -> input name
-	put := func(newName, oldName string, t stTensor) error {
+	put := func(newName, oldName string, t Tensor) error {
 		if prev, dup := from[newName]; dup {
 			return errors.Errorf("model: tensors %q and %q both map to %q", prev, oldName, newName)
 		}
@@ -191,7 +191,7 @@ func toTimmNames(in map[string]stTensor) (map[string]stTensor, string, error) {
 	// Hugging Face q/k/v parts, per layer, [weight, bias] × [q, k, v].
 	type qkvParts struct {
 		names [2][3]string
-		t     [2][3]stTensor
+		t     [2][3]Tensor
 	}
 	var qkv map[int]*qkvParts
 	var qkvLayers []int
@@ -285,23 +285,23 @@ func toTimmNames(in map[string]stTensor) (map[string]stTensor, string, error) {
 
 // concatAxis0 concatenates tensors along their first axis. Their other
 // dimensions must agree and each tensor's data must match its shape.
-func concatAxis0(ts []stTensor, names []string) (stTensor, error) {
+func concatAxis0(ts []Tensor, names []string) (Tensor, error) {
 	if len(ts) == 0 {
-		return stTensor{}, errors.New("model: nothing to concatenate")
+		return Tensor{}, errors.New("model: nothing to concatenate")
 	}
 	rest := ts[0].Shape
 	if len(rest) == 0 {
-		return stTensor{}, errors.Errorf("model: cannot concatenate scalar tensor %q", names[0])
+		return Tensor{}, errors.Errorf("model: cannot concatenate scalar tensor %q", names[0])
 	}
 	rest = rest[1:]
 	rows, total := 0, 0
 	for k, t := range ts {
 		if len(t.Shape) != len(rest)+1 || !sameShape(t.Shape[1:], rest) {
-			return stTensor{}, errors.Errorf("model: cannot concatenate %q (shape %v) with %q (shape %v): expected shape (*, %v)", names[k], t.Shape, names[0], ts[0].Shape, rest)
+			return Tensor{}, errors.Errorf("model: cannot concatenate %q (shape %v) with %q (shape %v): expected shape (*, %v)", names[k], t.Shape, names[0], ts[0].Shape, rest)
 		}
 		n, err := stNumElements(t.Shape)
 		if err != nil || n != len(t.Data) {
-			return stTensor{}, errors.Errorf("model: tensor %q has shape %v but %d values", names[k], t.Shape, len(t.Data))
+			return Tensor{}, errors.Errorf("model: tensor %q has shape %v but %d values", names[k], t.Shape, len(t.Data))
 		}
 		rows += t.Shape[0]
 		total += n
@@ -311,7 +311,7 @@ func concatAxis0(ts []stTensor, names []string) (stTensor, error) {
 		data = append(data, t.Data...)
 	}
 	shape := append([]int{rows}, rest...)
-	return stTensor{Shape: shape, Data: data}, nil
+	return Tensor{Shape: shape, Data: data}, nil
 }
 
 func sameShape(a, b []int) bool {
@@ -331,7 +331,7 @@ func sameShape(a, b []int) bool {
 // lists, each group sorted by name, every missing tensor (with the expected
 // shape), every unexpected one (with its shape) and every one whose shape
 // differs (expected and found).
-func checkTensors(want map[string][]int, got map[string]stTensor) error {
+func checkTensors(want map[string][]int, got map[string]Tensor) error {
 	var missing, unexpected, misShaped []string
 	for name, shape := range want {
 		t, ok := got[name]

@@ -51,7 +51,7 @@ func cvTimmShapes() map[string][]int {
 
 // cvFilled returns a tensor of the given shape whose values all differ from
 // those of any other tensor made with a different tag.
-func cvFilled(tag int, shape ...int) stTensor {
+func cvFilled(tag int, shape ...int) Tensor {
 	n, err := stNumElements(shape)
 	if err != nil {
 		panic(err)
@@ -60,13 +60,13 @@ func cvFilled(tag int, shape ...int) stTensor {
 	for i := range d {
 		d[i] = float64(tag)*1000 + float64(i)
 	}
-	return stTensor{Shape: shape, Data: d}
+	return Tensor{Shape: shape, Data: d}
 }
 
 // cvTorchvisionDict builds a synthetic torchvision state dict and records,
 // for each timm name, the torchvision name it should come from.
-func cvTorchvisionDict() (map[string]stTensor, map[string]string) {
-	in := map[string]stTensor{}
+func cvTorchvisionDict() (map[string]Tensor, map[string]string) {
+	in := map[string]Tensor{}
 	src := map[string]string{}
 	tag := 0
 	add := func(tv, timm string, shape ...int) {
@@ -104,8 +104,8 @@ func cvTorchvisionDict() (map[string]stTensor, map[string]string) {
 // cvHFDict builds a synthetic Hugging Face ViTForImageClassification state
 // dict (prefix "vit.") or ViTModel one (prefix "", no classifier). For the
 // packed qkv tensors, src records the three sources joined by "+".
-func cvHFDict(prefix string, classifier bool) (map[string]stTensor, map[string]string) {
-	in := map[string]stTensor{}
+func cvHFDict(prefix string, classifier bool) (map[string]Tensor, map[string]string) {
+	in := map[string]Tensor{}
 	src := map[string]string{}
 	tag := 0
 	add := func(hf, timm string, shape ...int) {
@@ -159,7 +159,7 @@ func cvHFDict(prefix string, classifier bool) (map[string]stTensor, map[string]s
 
 // cvExpectedValues concatenates the source tensors' values ("a+b+c" means
 // a, then b, then c: q, k, v order for the packed projections).
-func cvExpectedValues(in map[string]stTensor, src string) []float64 {
+func cvExpectedValues(in map[string]Tensor, src string) []float64 {
 	var v []float64
 	for _, s := range strings.Split(src, "+") {
 		v = append(v, in[s].Data...)
@@ -172,7 +172,7 @@ func TestToTimmNames(t *testing.T) {
 	hf, hfSrc := cvHFDict("vit.", true)
 	hfModel, hfModelSrc := cvHFDict("", false)
 
-	timm := map[string]stTensor{}
+	timm := map[string]Tensor{}
 	timmSrc := map[string]string{}
 	for i, name := range cvSortedKeys(cvTimmShapes()) {
 		timm[name] = cvFilled(i+1, cvTimmShapes()[name]...)
@@ -185,7 +185,7 @@ func TestToTimmNames(t *testing.T) {
 
 	for _, tc := range []struct {
 		name       string
-		in         map[string]stTensor
+		in         map[string]Tensor
 		src        map[string]string
 		want       map[string][]int
 		convention string
@@ -221,7 +221,7 @@ func TestToTimmNames(t *testing.T) {
 // TestToTimmNamesQKVOrder spells out the q, k, v row order of the packed
 // projection for one layer.
 func TestToTimmNamesQKVOrder(t *testing.T) {
-	in := map[string]stTensor{
+	in := map[string]Tensor{
 		"vit.encoder.layer.0.attention.attention.query.weight": {Shape: []int{1, 2}, Data: []float64{1, 2}},
 		"vit.encoder.layer.0.attention.attention.key.weight":   {Shape: []int{1, 2}, Data: []float64{3, 4}},
 		"vit.encoder.layer.0.attention.attention.value.weight": {Shape: []int{1, 2}, Data: []float64{5, 6}},
@@ -233,7 +233,7 @@ func TestToTimmNamesQKVOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]stTensor{
+	want := map[string]Tensor{
 		"blocks.0.attn.qkv.weight": {Shape: []int{3, 2}, Data: []float64{1, 2, 3, 4, 5, 6}},
 		"blocks.0.attn.qkv.bias":   {Shape: []int{3}, Data: []float64{-1, -2, -3}},
 	}
@@ -243,25 +243,25 @@ func TestToTimmNamesQKVOrder(t *testing.T) {
 }
 
 func TestToTimmNamesPassThroughAndErrors(t *testing.T) {
-	one := stTensor{Shape: []int{1}, Data: []float64{1}}
+	one := Tensor{Shape: []int{1}, Data: []float64{1}}
 	for _, tc := range []struct {
 		name      string
-		in        map[string]stTensor
+		in        map[string]Tensor
 		wantNames []string // exact output names, when no error
 		wantConv  string
 		wantErr   []string
 	}{
 		{"unknown names pass through (torchvision)",
-			map[string]stTensor{"class_token": one, "heads.pre_logits.weight": one, "encoder.layers.encoder_layer_0.weird": one, "encoder.layers.encoder_layer_01.ln_1.bias": one, "foo": one},
+			map[string]Tensor{"class_token": one, "heads.pre_logits.weight": one, "encoder.layers.encoder_layer_0.weird": one, "encoder.layers.encoder_layer_01.ln_1.bias": one, "foo": one},
 			[]string{"cls_token", "encoder.layers.encoder_layer_0.weird", "encoder.layers.encoder_layer_01.ln_1.bias", "foo", "heads.pre_logits.weight"}, "torchvision", nil},
 		{"old torchvision MLP names",
-			map[string]stTensor{"encoder.layers.encoder_layer_3.mlp.linear_1.weight": one, "encoder.layers.encoder_layer_3.mlp.linear_2.bias": one},
+			map[string]Tensor{"encoder.layers.encoder_layer_3.mlp.linear_1.weight": one, "encoder.layers.encoder_layer_3.mlp.linear_2.bias": one},
 			[]string{"blocks.3.mlp.fc1.weight", "blocks.3.mlp.fc2.bias"}, "torchvision", nil},
 		{"unknown names pass through (huggingface)",
-			map[string]stTensor{"vit.embeddings.cls_token": one, "vit.embeddings.mask_token": one, "vit.pooler.dense.bias": one},
+			map[string]Tensor{"vit.embeddings.cls_token": one, "vit.embeddings.mask_token": one, "vit.pooler.dense.bias": one},
 			[]string{"cls_token", "vit.embeddings.mask_token"}, "huggingface", nil},
 		{"incomplete q/k/v passes through",
-			map[string]stTensor{
+			map[string]Tensor{
 				"vit.encoder.layer.1.attention.attention.query.weight": one,
 				"vit.encoder.layer.1.attention.attention.key.weight":   one,
 				"vit.encoder.layer.1.attention.attention.query.bias":   one,
@@ -269,17 +269,17 @@ func TestToTimmNamesPassThroughAndErrors(t *testing.T) {
 				"vit.encoder.layer.1.attention.attention.value.bias":   one,
 			},
 			[]string{"blocks.1.attn.qkv.bias", "vit.encoder.layer.1.attention.attention.key.weight", "vit.encoder.layer.1.attention.attention.query.weight"}, "huggingface", nil},
-		{"timm with fc_norm", map[string]stTensor{"fc_norm.weight": one, "blocks.0.attn.qkv.weight": one},
+		{"timm with fc_norm", map[string]Tensor{"fc_norm.weight": one, "blocks.0.attn.qkv.weight": one},
 			[]string{"blocks.0.attn.qkv.weight", "fc_norm.weight"}, "timm", nil},
-		{"empty", map[string]stTensor{}, []string{}, "timm", nil},
-		{"mixed conventions", map[string]stTensor{"class_token": one, "vit.embeddings.cls_token": one}, nil, "",
+		{"empty", map[string]Tensor{}, []string{}, "timm", nil},
+		{"mixed conventions", map[string]Tensor{"class_token": one, "vit.embeddings.cls_token": one}, nil, "",
 			[]string{"torchvision", "Hugging Face", `"class_token"`, `"vit.embeddings.cls_token"`}},
-		{"two names map to one", map[string]stTensor{"class_token": one, "cls_token": one}, nil, "",
+		{"two names map to one", map[string]Tensor{"class_token": one, "cls_token": one}, nil, "",
 			[]string{`"class_token"`, `"cls_token"`, "both map to"}},
-		{"with and without vit. prefix", map[string]stTensor{"vit.layernorm.bias": one, "layernorm.bias": one}, nil, "",
+		{"with and without vit. prefix", map[string]Tensor{"vit.layernorm.bias": one, "layernorm.bias": one}, nil, "",
 			[]string{`"layernorm.bias"`, `"vit.layernorm.bias"`, `"norm.bias"`}},
 		{"q/k/v shapes disagree",
-			map[string]stTensor{
+			map[string]Tensor{
 				"vit.encoder.layer.0.attention.attention.query.weight": {Shape: []int{2, 2}, Data: make([]float64, 4)},
 				"vit.encoder.layer.0.attention.attention.key.weight":   {Shape: []int{2, 3}, Data: make([]float64, 6)},
 				"vit.encoder.layer.0.attention.attention.value.weight": {Shape: []int{2, 2}, Data: make([]float64, 4)},
@@ -357,7 +357,7 @@ func TestToTimmNamesParityFixtures(t *testing.T) {
 	}
 }
 
-func cvConvention(t *testing.T, in map[string]stTensor) string {
+func cvConvention(t *testing.T, in map[string]Tensor) string {
 	t.Helper()
 	_, conv, err := toTimmNames(in)
 	if err != nil {
@@ -382,26 +382,26 @@ func TestCheckTensors(t *testing.T) {
 		"c": {1, 1, 8},
 		"d": {5},
 	}
-	tensor := func(shape ...int) stTensor { return cvFilled(0, shape...) }
+	tensor := func(shape ...int) Tensor { return cvFilled(0, shape...) }
 	for _, tc := range []struct {
 		name string
-		got  map[string]stTensor
+		got  map[string]Tensor
 		want string // full error message; "" for nil
 	}{
-		{"exact match", map[string]stTensor{"a": tensor(2, 3), "b": tensor(4), "c": tensor(1, 1, 8), "d": tensor(5)}, ""},
-		{"missing", map[string]stTensor{"a": tensor(2, 3), "c": tensor(1, 1, 8)},
+		{"exact match", map[string]Tensor{"a": tensor(2, 3), "b": tensor(4), "c": tensor(1, 1, 8), "d": tensor(5)}, ""},
+		{"missing", map[string]Tensor{"a": tensor(2, 3), "c": tensor(1, 1, 8)},
 			"model: weights do not match the model: 2 missing, 0 unexpected, 0 with the wrong shape\n" +
 				"  missing b: expected shape [4]\n" +
 				"  missing d: expected shape [5]"},
-		{"unexpected", map[string]stTensor{"a": tensor(2, 3), "b": tensor(4), "c": tensor(1, 1, 8), "d": tensor(5), "z": tensor(7), "e": tensor()},
+		{"unexpected", map[string]Tensor{"a": tensor(2, 3), "b": tensor(4), "c": tensor(1, 1, 8), "d": tensor(5), "z": tensor(7), "e": tensor()},
 			"model: weights do not match the model: 0 missing, 2 unexpected, 0 with the wrong shape\n" +
 				"  unexpected e: shape []\n" +
 				"  unexpected z: shape [7]"},
-		{"mis-shaped", map[string]stTensor{"a": tensor(3, 2), "b": tensor(4), "c": tensor(1, 8), "d": tensor(5)},
+		{"mis-shaped", map[string]Tensor{"a": tensor(3, 2), "b": tensor(4), "c": tensor(1, 8), "d": tensor(5)},
 			"model: weights do not match the model: 0 missing, 0 unexpected, 2 with the wrong shape\n" +
 				"  wrong shape a: expected [2 3], found [3 2]\n" +
 				"  wrong shape c: expected [1 1 8], found [1 8]"},
-		{"all three", map[string]stTensor{"d": tensor(6), "b": tensor(4), "x": tensor(1), "a": tensor(2, 3)},
+		{"all three", map[string]Tensor{"d": tensor(6), "b": tensor(4), "x": tensor(1), "a": tensor(2, 3)},
 			"model: weights do not match the model: 1 missing, 1 unexpected, 1 with the wrong shape\n" +
 				"  missing c: expected shape [1 1 8]\n" +
 				"  unexpected x: shape [1]\n" +
@@ -418,6 +418,29 @@ func TestCheckTensors(t *testing.T) {
 				t.Errorf("error:\n%s\nwant:\n%s", err, tc.want)
 			}
 		})
+	}
+	// Many names in each group, given in map order: the listing must still
+	// be sorted.
+	many := map[string][]int{}
+	got := map[string]Tensor{}
+	var lines []string
+	for _, n := range []string{"m3", "m1", "m9", "m0", "m7", "m2", "m8"} {
+		many[n] = []int{1}
+	}
+	for _, n := range []string{"u5", "u0", "u9", "u3", "u1", "u7"} {
+		got[n] = cvFilled(0, 2)
+	}
+	for _, n := range []string{"m0", "m1", "m2", "m3", "m7", "m8", "m9"} {
+		lines = append(lines, "  missing "+n+": expected shape [1]")
+	}
+	for _, n := range []string{"u0", "u1", "u3", "u5", "u7", "u9"} {
+		lines = append(lines, "  unexpected "+n+": shape [2]")
+	}
+	wantMsg := "model: weights do not match the model: 7 missing, 6 unexpected, 0 with the wrong shape\n" + strings.Join(lines, "\n")
+	for i := 0; i < 5; i++ {
+		if err := checkTensors(many, got); err == nil || err.Error() != wantMsg {
+			t.Fatalf("error:\n%v\nwant:\n%s", err, wantMsg)
+		}
 	}
 	if err := checkTensors(nil, nil); err != nil {
 		t.Errorf("empty: %v", err)

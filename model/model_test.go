@@ -361,7 +361,7 @@ func TestLoadMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st["blocks.0.attn.rel_pos"] = stTensor{Shape: []int{2}, Data: []float64{1, 2}}
+	st["blocks.0.attn.rel_pos"] = Tensor{Shape: []int{2}, Data: []float64{1, 2}}
 	names := make([]string, 0, len(st))
 	for k := range st {
 		names = append(names, k)
@@ -386,5 +386,54 @@ func errorsCause(err error) error {
 			return err
 		}
 		err = c.Cause()
+	}
+}
+
+// TestSharingWeights: a second graph built over the same tensors sees
+// every change, and a mismatched config is refused.
+func TestSharingWeights(t *testing.T) {
+	a, err := New(G.NewGraph(), parityConfig, WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(G.NewGraph(), parityConfig, WithSeed(2), SharingWeights(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Head.Weight.Value().Data().([]float32)[3] = 42
+	if got := b.Head.Weight.Value().Data().([]float32)[3]; got != 42 {
+		t.Fatalf("shared head weight reads %v, want 42", got)
+	}
+	other := parityConfig
+	other.Depth = 1
+	if _, err := New(G.NewGraph(), other, SharingWeights(a)); err == nil {
+		t.Fatal("shared weights across different configs")
+	}
+}
+
+// TestCheckpointExtras: extra tensors ride along in the file and are
+// ignored by LoadWeights; names outside the reserved prefix are refused.
+func TestCheckpointExtras(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ckpt.safetensors")
+	m, _ := New(G.NewGraph(), parityConfig)
+	extra := map[string]Tensor{ExtraPrefix + "adam.m.head.bias": {Shape: []int{5}, Data: []float64{1, 2, 3, 4, 5}}}
+	if err := m.SaveCheckpoint(path, extra, map[string]string{"epoch": "3"}); err != nil {
+		t.Fatal(err)
+	}
+	st, meta, err := ReadSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta["epoch"] != "3" || st[ExtraPrefix+"adam.m.head.bias"].Data[4] != 5 {
+		t.Fatalf("extras lost: meta %v", meta)
+	}
+	if _, err := Open(G.NewGraph(), path); err != nil {
+		t.Fatalf("a checkpoint does not open as weights: %v", err)
+	}
+	if err := m.SaveCheckpoint(path, map[string]Tensor{"adam.m": {Shape: []int{1}, Data: []float64{1}}}, nil); err == nil {
+		t.Fatal("extra tensor outside the reserved prefix accepted")
+	}
+	if err := m.SaveCheckpoint(path, nil, map[string]string{metaConfig: "{}"}); err == nil {
+		t.Fatal("reserved metadata key accepted")
 	}
 }

@@ -12,7 +12,7 @@ import (
 // parityConfig is the torchvision model of testdata/parity/make_fixtures.py.
 var parityConfig = Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 32, Depth: 2, Heads: 4, MLPDim: 64, NumClasses: 5}
 
-func readFixture(t *testing.T, name string) map[string]stTensor {
+func readFixture(t *testing.T, name string) map[string]Tensor {
 	t.Helper()
 	st, _, err := readSafetensors("../testdata/parity/" + name)
 	if err != nil {
@@ -21,7 +21,7 @@ func readFixture(t *testing.T, name string) map[string]stTensor {
 	return st
 }
 
-func toF32(s stTensor) *tensor.Dense {
+func toF32(s Tensor) *tensor.Dense {
 	f := make([]float32, len(s.Data))
 	for i, v := range s.Data {
 		f[i] = float32(v)

@@ -37,19 +37,19 @@ func gridOf(n int) (int, error) {
 // on the (1, D, gh, gw) image: cubic convolution with a = -0.75, source
 // coordinate (dst + 0.5)·in/out − 0.5, taps clamped at the borders, and a
 // plain copy when the size does not change.
-func resizePosEmbed(t stTensor, prefix, gh, gw, nh, nw int) (stTensor, error) {
+func resizePosEmbed(t Tensor, prefix, gh, gw, nh, nw int) (Tensor, error) {
 	if prefix < 0 || gh <= 0 || gw <= 0 || nh <= 0 || nw <= 0 {
-		return stTensor{}, errors.Errorf("model: resize pos embed: prefix %d, grid %dx%d -> %dx%d: expected prefix >= 0 and positive grid sizes", prefix, gh, gw, nh, nw)
+		return Tensor{}, errors.Errorf("model: resize pos embed: prefix %d, grid %dx%d -> %dx%d: expected prefix >= 0 and positive grid sizes", prefix, gh, gw, nh, nw)
 	}
 	if len(t.Shape) != 3 || t.Shape[0] != 1 || t.Shape[2] <= 0 {
-		return stTensor{}, errors.Errorf("model: resize pos embed: shape %v, expected (1, %d, D) with D > 0", t.Shape, prefix+gh*gw)
+		return Tensor{}, errors.Errorf("model: resize pos embed: shape %v, expected (1, %d, D) with D > 0", t.Shape, prefix+gh*gw)
 	}
 	tokens, d := t.Shape[1], t.Shape[2]
 	if cells, err := stNumElements([]int{gh, gw}); err != nil || tokens != prefix+cells {
-		return stTensor{}, errors.Errorf("model: resize pos embed: %d tokens in shape %v, expected %d prefix + %dx%d grid = %d", tokens, t.Shape, prefix, gh, gw, prefix+gh*gw)
+		return Tensor{}, errors.Errorf("model: resize pos embed: %d tokens in shape %v, expected %d prefix + %dx%d grid = %d", tokens, t.Shape, prefix, gh, gw, prefix+gh*gw)
 	}
 	if n, err := stNumElements(t.Shape); err != nil || n != len(t.Data) {
-		return stTensor{}, errors.Errorf("model: resize pos embed: shape %v needs %d values, found %d", t.Shape, tokens*d, len(t.Data))
+		return Tensor{}, errors.Errorf("model: resize pos embed: shape %v needs %d values, found %d", t.Shape, tokens*d, len(t.Data))
 	}
 	cells, err := stNumElements([]int{nh, nw})
 	if err == nil && cells > math.MaxInt-prefix {
@@ -59,10 +59,10 @@ func resizePosEmbed(t stTensor, prefix, gh, gw, nh, nw int) (stTensor, error) {
 		_, err = stNumElements([]int{prefix + cells, d})
 	}
 	if err != nil {
-		return stTensor{}, errors.Errorf("model: resize pos embed: target grid %dx%d with %d prefix rows and D = %d is too large", nh, nw, prefix, d)
+		return Tensor{}, errors.Errorf("model: resize pos embed: target grid %dx%d with %d prefix rows and D = %d is too large", nh, nw, prefix, d)
 	}
 
-	out := stTensor{
+	out := Tensor{
 		Shape: []int{1, prefix + nh*nw, d},
 		Data:  make([]float64, (prefix+nh*nw)*d),
 	}

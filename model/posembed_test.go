@@ -112,7 +112,7 @@ func TestResizePosEmbedIdentity(t *testing.T) {
 // handle each channel independently, and lay the grid out row-major.
 func TestResizePosEmbedProperties(t *testing.T) {
 	const prefix, gh, gw, d = 2, 3, 4, 2
-	in := stTensor{Shape: []int{1, prefix + gh*gw, d}}
+	in := Tensor{Shape: []int{1, prefix + gh*gw, d}}
 	in.Data = append(in.Data, 11, 12, 21, 22) // prefix rows
 	for r := 0; r < gh; r++ {
 		for c := 0; c < gw; c++ {
@@ -165,7 +165,7 @@ func TestResizePosEmbedErrors(t *testing.T) {
 	good := cvFilled(1, 1, 17, 4)
 	for _, tc := range []struct {
 		name                   string
-		t                      stTensor
+		t                      Tensor
 		prefix, gh, gw, nh, nw int
 		want                   string
 	}{
@@ -173,10 +173,10 @@ func TestResizePosEmbedErrors(t *testing.T) {
 		{"batch 2", cvFilled(1, 2, 17, 4), 1, 4, 4, 6, 6, "shape [2 17 4]"},
 		{"token count", good, 1, 3, 3, 6, 6, "17 tokens"},
 		{"no prefix given", good, 0, 4, 4, 6, 6, "17 tokens"},
-		{"data length", stTensor{Shape: []int{1, 17, 4}, Data: make([]float64, 10)}, 1, 4, 4, 6, 6, "found 10"},
+		{"data length", Tensor{Shape: []int{1, 17, 4}, Data: make([]float64, 10)}, 1, 4, 4, 6, 6, "found 10"},
 		{"zero target", good, 1, 4, 4, 0, 6, "0x6"},
 		{"negative prefix", good, -1, 4, 4, 6, 6, "prefix -1"},
-		{"zero width", stTensor{Shape: []int{1, 17, 0}}, 1, 4, 4, 6, 6, "D > 0"},
+		{"zero width", Tensor{Shape: []int{1, 17, 0}}, 1, 4, 4, 6, 6, "D > 0"},
 		{"huge target", good, 1, 4, 4, 1 << 40, 1 << 40, "too large"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

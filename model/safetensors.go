@@ -20,10 +20,10 @@ import (
 // (the same limit as the reference implementation and the library).
 const maxSafetensorsHeader = 100_000_000
 
-// stTensor is one tensor read from, or to be written to, a safetensors file:
+// Tensor is one tensor read from, or to be written to, a safetensors file:
 // a row-major (C order) shape and its values. Values are held as float64
 // whatever the dtype in the file. A scalar has an empty shape and one value.
-type stTensor struct {
+type Tensor struct {
 	Shape []int
 	Data  []float64
 }
@@ -62,7 +62,7 @@ var stDTypeSize = map[safetensors.DType]int{
 // before anything is allocated for it; offsets and byte counts are validated
 // (by the safetensors library, and again here) before any tensor is
 // converted. No input makes it panic.
-func readSafetensors(path string) (tensors map[string]stTensor, meta map[string]string, err error) {
+func readSafetensors(path string) (tensors map[string]Tensor, meta map[string]string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, errors.Wrapf(err, "model: read safetensors %s", path)
@@ -107,7 +107,7 @@ func readSafetensors(path string) (tensors map[string]stTensor, meta map[string]
 
 // parseSafetensors decodes a complete safetensors image held in buf. path is
 // only used in error messages.
-func parseSafetensors(path string, buf []byte) (tensors map[string]stTensor, meta map[string]string, err error) {
+func parseSafetensors(path string, buf []byte) (tensors map[string]Tensor, meta map[string]string, err error) {
 	// The library is not supposed to panic on bad input; make sure of it.
 	defer func() {
 		if r := recover(); r != nil {
@@ -140,7 +140,7 @@ func parseSafetensors(path string, buf []byte) (tensors map[string]stTensor, met
 	}
 	sort.Strings(names)
 
-	tensors = make(map[string]stTensor, len(infos))
+	tensors = make(map[string]Tensor, len(infos))
 	for _, name := range names {
 		info := infos[name]
 		size, ok := stDTypeSize[info.DType]
@@ -165,7 +165,7 @@ func parseSafetensors(path string, buf []byte) (tensors map[string]stTensor, met
 		if hi, lo := bits.Mul64(uint64(count), uint64(size)); hi != 0 || lo != e-b {
 			return nil, nil, errors.Errorf("model: read safetensors %s: tensor %q of shape %v and dtype %s needs %d bytes, found %d", path, name, shape, info.DType, uint64(count)*uint64(size), e-b)
 		}
-		tensors[name] = stTensor{Shape: shape, Data: decodeFloats(info.DType, data[b:e], count)}
+		tensors[name] = Tensor{Shape: shape, Data: decodeFloats(info.DType, data[b:e], count)}
 	}
 
 	meta = make(map[string]string, len(md.Metadata()))
@@ -326,7 +326,7 @@ var stSyncHook func(f *os.File) error
 // directory, synced, closed and renamed over path, and the directory is then
 // synced. On any error before the rename the temporary file is removed and
 // an existing file at path is left untouched.
-func writeSafetensors(path string, names []string, tensors map[string]stTensor, dtype string, meta map[string]string) (err error) {
+func writeSafetensors(path string, names []string, tensors map[string]Tensor, dtype string, meta map[string]string) (err error) {
 	var dt safetensors.DType
 	switch dtype {
 	case "F32":
@@ -432,7 +432,7 @@ func syncDir(dir string) error {
 // encodeTensor checks that t's data matches its shape and encodes it
 // little-endian in dtype dt (F32 or F64). A finite value too large for
 // float32 is refused rather than silently turned into an infinity.
-func encodeTensor(t stTensor, dt safetensors.DType) (stView, error) {
+func encodeTensor(t Tensor, dt safetensors.DType) (stView, error) {
 	count, err := stNumElements(t.Shape)
 	if err != nil {
 		return stView{}, err

@@ -53,7 +53,7 @@ func stSameFloat(a, b float64) bool {
 }
 
 func TestSafetensorsRoundTrip(t *testing.T) {
-	tensors := map[string]stTensor{
+	tensors := map[string]Tensor{
 		"w":      {Shape: []int{2, 3}, Data: []float64{0.1, -2.5, 3, 1e-3, 7.25, -0}},
 		"b":      {Shape: []int{3}, Data: []float64{1, 2, math.Inf(-1)}},
 		"scalar": {Shape: []int{}, Data: []float64{math.Pi}},
@@ -319,27 +319,27 @@ func stDirEntries(t *testing.T, dir string) []string {
 }
 
 func TestWriteSafetensorsAtomicOnFailure(t *testing.T) {
-	good := map[string]stTensor{"a": {Shape: []int{2}, Data: []float64{1, 2}}}
+	good := map[string]Tensor{"a": {Shape: []int{2}, Data: []float64{1, 2}}}
 	original := []byte("previous contents, must survive")
 	for _, tc := range []struct {
 		name    string
-		tensors map[string]stTensor
+		tensors map[string]Tensor
 		names   []string
 		dtype   string
 		hook    func(*os.File) error
 		want    []string
 	}{
 		{"data length disagrees with shape",
-			map[string]stTensor{"a": {Shape: []int{2, 2}, Data: []float64{1, 2, 3}}}, []string{"a"}, "F32", nil,
+			map[string]Tensor{"a": {Shape: []int{2, 2}, Data: []float64{1, 2, 3}}}, []string{"a"}, "F32", nil,
 			[]string{`"a"`, "[2 2]", "needs 4 values, found 3"}},
 		{"negative dimension",
-			map[string]stTensor{"a": {Shape: []int{-1}, Data: nil}}, []string{"a"}, "F64", nil, []string{`"a"`, "negative"}},
+			map[string]Tensor{"a": {Shape: []int{-1}, Data: nil}}, []string{"a"}, "F64", nil, []string{`"a"`, "negative"}},
 		{"listed tensor not given", good, []string{"a", "b"}, "F32", nil, []string{`"b"`, "not given"}},
 		{"tensor listed twice", good, []string{"a", "a"}, "F32", nil, []string{`"a"`, "twice"}},
-		{"reserved name", map[string]stTensor{"__metadata__": {Shape: []int{1}, Data: []float64{1}}}, []string{"__metadata__"}, "F32", nil, []string{"__metadata__"}},
+		{"reserved name", map[string]Tensor{"__metadata__": {Shape: []int{1}, Data: []float64{1}}}, []string{"__metadata__"}, "F32", nil, []string{"__metadata__"}},
 		{"unsupported dtype", good, []string{"a"}, "F16", nil, []string{`"F16"`}},
 		{"value too large for F32",
-			map[string]stTensor{"a": {Shape: []int{2}, Data: []float64{1, 1e300}}}, []string{"a"}, "F32", nil, []string{`"a"`, "1e+300", "F32"}},
+			map[string]Tensor{"a": {Shape: []int{2}, Data: []float64{1, 1e300}}}, []string{"a"}, "F32", nil, []string{`"a"`, "1e+300", "F32"}},
 		{"failure after the temporary file is written", good, []string{"a"}, "F32",
 			func(*os.File) error { return errors.New("simulated disk failure") }, []string{"simulated disk failure"}},
 	} {
@@ -376,7 +376,7 @@ func TestWriteSafetensorsAtomicOnFailure(t *testing.T) {
 }
 
 func TestWriteSafetensorsBadTarget(t *testing.T) {
-	good := map[string]stTensor{"a": {Shape: []int{1}, Data: []float64{1}}}
+	good := map[string]Tensor{"a": {Shape: []int{1}, Data: []float64{1}}}
 
 	t.Run("missing directory", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "no", "such", "dir", "m.safetensors")
@@ -403,31 +403,6 @@ func TestWriteSafetensorsBadTarget(t *testing.T) {
 			t.Errorf("directory holds %v", es)
 		}
 	})
-
-	t.Run("directory not writable", func(t *testing.T) {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "m.safetensors")
-		original := []byte("keep me")
-		if err := os.WriteFile(path, original, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(dir, 0o555); err != nil {
-			t.Fatal(err)
-		}
-		defer os.Chmod(dir, 0o755)
-		if f, err := os.CreateTemp(dir, "probe"); err == nil {
-			f.Close()
-			os.Remove(f.Name())
-			t.Skip("directory permissions are not enforced for this user (root?)")
-		}
-		err := writeSafetensors(path, []string{"a"}, good, "F32", nil)
-		if err == nil || !strings.Contains(err.Error(), path) {
-			t.Errorf("err = %v, want an error naming %s", err, path)
-		}
-		if got, _ := os.ReadFile(path); !bytes.Equal(got, original) {
-			t.Errorf("existing file changed: %q", got)
-		}
-	})
 }
 
 func TestWriteSafetensorsReplacesAndKeepsMode(t *testing.T) {
@@ -436,7 +411,7 @@ func TestWriteSafetensorsReplacesAndKeepsMode(t *testing.T) {
 	if err := os.WriteFile(path, []byte("old"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ts := map[string]stTensor{"a": {Shape: []int{2}, Data: []float64{1.5, -3}}}
+	ts := map[string]Tensor{"a": {Shape: []int{2}, Data: []float64{1.5, -3}}}
 	if err := writeSafetensors(path, []string{"a"}, ts, "F64", map[string]string{"k": "v"}); err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ type ViT struct {
 }
 
 type options struct {
+	share  *ViT
 	prefix string
 	seed   int64
 	dtype  tensor.Dtype
@@ -49,6 +50,12 @@ func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
 // WithSeed sets the seed of the initial weights and of the dropout masks
 // (default 0). The same seed gives the same weights.
 func WithSeed(s int64) Option { return func(o *options) { o.seed = s } }
+
+// SharingWeights makes the new model use src's parameter tensors (same
+// memory, nothing copied) instead of new ones. src must have the same
+// config and dtype. This is how an inference graph sees the weights a
+// training graph updates.
+func SharingWeights(src *ViT) Option { return func(o *options) { o.share = src } }
 
 // WithDtype sets the parameter dtype: tensor.Float32 (default) or
 // tensor.Float64 (for gradient checks).
@@ -73,6 +80,16 @@ func New(g *G.ExprGraph, cfg Config, opts ...Option) (*ViT, error) {
 		return nil, errors.Errorf("model: dtype must be float32 or float64, got %v", o.dtype)
 	}
 	s := layers.NewScope(g, o.prefix, o.dtype, o.seed)
+	if o.share != nil {
+		if o.share.Config != cfg || o.share.dtype != o.dtype {
+			return nil, errors.Errorf("model: cannot share weights of a %v %v model with a %v %v one", o.share.dtype, o.share.Config, o.dtype, cfg)
+		}
+		vals := make(map[string]*tensor.Dense, len(o.share.params))
+		for _, p := range o.share.params {
+			vals[p.Name] = p.Node.Value().(*tensor.Dense)
+		}
+		s.ShareValues(vals)
+	}
 	m := &ViT{Config: cfg, g: g, dtype: o.dtype, prefix: o.prefix, noise: ops.NewNoise(uint64(o.seed))}
 	m.PosDrop = layers.Dropout{P: cfg.Dropout, Noise: m.noise}
 	var err error

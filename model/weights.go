@@ -2,6 +2,8 @@ package model
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/pkg/errors"
 	G "gorgonia.org/gorgonia"
@@ -15,8 +17,8 @@ const (
 )
 
 // stateDict returns the live parameters as float64 tensors under timm's names.
-func (m *ViT) stateDict() (names []string, st map[string]stTensor) {
-	st = make(map[string]stTensor, len(m.params))
+func (m *ViT) stateDict() (names []string, st map[string]Tensor) {
+	st = make(map[string]Tensor, len(m.params))
 	for _, p := range m.params {
 		names = append(names, p.Name)
 		v := p.Node.Value().(*tensor.Dense)
@@ -30,23 +32,38 @@ func (m *ViT) stateDict() (names []string, st map[string]stTensor) {
 		case []float64:
 			data = append([]float64(nil), d...)
 		}
-		st[p.Name] = stTensor{Shape: p.Node.Shape().Clone(), Data: data}
+		st[p.Name] = Tensor{Shape: p.Node.Shape().Clone(), Data: data}
 	}
 	return names, st
 }
+
+// ExtraPrefix starts the names of tensors that a checkpoint carries beside
+// the weights (optimizer state and the like). LoadWeights ignores them.
+const ExtraPrefix = "train."
 
 // SaveWeights writes the parameters to a safetensors file under timm's
 // names, in the model's dtype, with the config in the metadata so that Open
 // can rebuild the model from the file alone. The file is written
 // atomically: a failed save leaves any existing file untouched.
 func (m *ViT) SaveWeights(path string) error {
-	return m.SaveWeightsMeta(path, nil)
+	return m.SaveCheckpoint(path, nil, nil)
 }
 
-// SaveWeightsMeta is SaveWeights with extra metadata entries (string to
-// string), for checkpoints that carry more than the weights.
-func (m *ViT) SaveWeightsMeta(path string, extra map[string]string) error {
+// SaveCheckpoint is SaveWeights with extra tensors, whose names must start
+// with ExtraPrefix, and extra metadata entries: one file that holds a
+// training run's whole state and still loads as plain weights.
+func (m *ViT) SaveCheckpoint(path string, tensors map[string]Tensor, extra map[string]string) error {
 	names, st := m.stateDict()
+	extraNames := make([]string, 0, len(tensors))
+	for k := range tensors {
+		if !strings.HasPrefix(k, ExtraPrefix) {
+			return errors.Errorf("model: extra tensor %q must be named %s…", k, ExtraPrefix)
+		}
+		extraNames = append(extraNames, k)
+		st[k] = tensors[k]
+	}
+	sort.Strings(extraNames)
+	names = append(names, extraNames...)
 	meta := map[string]string{metaFormat: "pt", metaConfig: m.Config.marshal()}
 	for k, v := range extra {
 		if k == metaFormat || k == metaConfig {
@@ -74,11 +91,24 @@ func (m *ViT) LoadWeights(path string) error {
 	if err != nil {
 		return err
 	}
-	return errors.Wrapf(m.loadState(st), "model: load %s", path)
+	return errors.Wrapf(m.LoadTensors(st), "model: load %s", path)
 }
 
-// loadState copies a state dict in any supported naming into the model.
-func (m *ViT) loadState(in map[string]stTensor) error {
+// ReadSafetensors reads every tensor of a safetensors file (as float64)
+// and its metadata, with the checks LoadWeights makes.
+func ReadSafetensors(path string) (map[string]Tensor, map[string]string, error) {
+	return readSafetensors(path)
+}
+
+// LoadTensors is LoadWeights on tensors already read. Tensors named
+// ExtraPrefix… are ignored.
+func (m *ViT) LoadTensors(all map[string]Tensor) error {
+	in := make(map[string]Tensor, len(all))
+	for k, v := range all {
+		if !strings.HasPrefix(k, ExtraPrefix) {
+			in[k] = v
+		}
+	}
 	st, _, err := toTimmNames(in)
 	if err != nil {
 		return err
@@ -122,16 +152,17 @@ func ReadConfig(path string) (Config, map[string]string, error) {
 	if err != nil {
 		return Config{}, nil, err
 	}
-	return configFromMeta(path, meta)
+	c, err := ConfigFromMeta(meta)
+	return c, meta, errors.Wrapf(err, "model: %s", path)
 }
 
-func configFromMeta(path string, meta map[string]string) (Config, map[string]string, error) {
+// ConfigFromMeta returns the config in a weight file's metadata.
+func ConfigFromMeta(meta map[string]string) (Config, error) {
 	s, ok := meta[metaConfig]
 	if !ok {
-		return Config{}, meta, errors.Errorf("model: %s has no %q metadata: build the model with New and call LoadWeights instead", path, metaConfig)
+		return Config{}, errors.Errorf("model: no %q metadata: build the model with New and call LoadWeights instead", metaConfig)
 	}
-	c, err := parseConfig(s)
-	return c, meta, errors.Wrapf(err, "model: %s", path)
+	return parseConfig(s)
 }
 
 // Open rebuilds a model from a file written by SaveWeights: the config from
@@ -141,15 +172,15 @@ func Open(g *G.ExprGraph, path string, opts ...Option) (*ViT, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, _, err := configFromMeta(path, meta)
+	cfg, err := ConfigFromMeta(meta)
 	if err != nil {
-		return nil, err
+		return nil, errors.Wrapf(err, "model: %s", path)
 	}
 	m, err := New(g, cfg, opts...)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.loadState(st); err != nil {
+	if err := m.LoadTensors(st); err != nil {
 		return nil, errors.Wrapf(err, "model: load %s", path)
 	}
 	return m, nil
