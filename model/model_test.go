@@ -206,12 +206,12 @@ func TestInit(t *testing.T) {
 		case strings.HasSuffix(p.Name, ".weight"), p.Name == "pos_embed":
 			var ss float64
 			for _, v := range d {
-				if v < -0.04 || v > 0.04 {
+				if v < -0.0455 || v > 0.0455 {
 					t.Fatalf("%s: %v outside ±2σ", p.Name, v)
 				}
 				ss += float64(v) * float64(v)
 			}
-			if std := ss / float64(len(d)); std < 0.01*0.01 || std > 0.03*0.03 {
+			if std := ss / float64(len(d)); std < 0.015*0.015 || std > 0.025*0.025 {
 				t.Errorf("%s: variance %v, want about 0.02²", p.Name, std)
 			}
 		}
