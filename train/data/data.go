@@ -15,6 +15,33 @@
 // Every split is held as float32 pixels scaled to [0,1] in N×C×H×W row-major
 // order. Errors start with "data:" and name the file and, where there is one,
 // the record, together with what was expected and what was found.
+//
+// # Image folders
+//
+// Layout: dir/train/<class>/<file> and dir/test/<class>/<file>, where <file>
+// ends in .png, .jpg or .jpeg (any case). Other files, and names starting
+// with ".", are skipped. The classes are the sorted (byte-wise) names of the
+// sub-folders of train/; test/ must have exactly the same sub-folders. Every
+// training class needs at least one image; a test class may be empty.
+// Images are taken in sorted file-name order within each class, classes in
+// label order.
+//
+// Pixel conversion: a pixel's colour is read through the standard library's
+// colour model (16-bit, alpha-premultiplied, so transparent areas come out
+// composited over black) and scaled to [0,1]. With 3 channels a gray image is
+// copied to R, G and B. With 1 channel a pixel whose R, G and B are equal
+// keeps that value exactly; any other gets the ITU-R BT.601 luma
+// 0.299·R + 0.587·G + 0.114·B.
+//
+// Geometry: the centred square of side min(width, height) is cut out (offset
+// ⌊(long − short)/2⌋ along the longer side) and resampled to
+// ImageSize×ImageSize — the same as resizing the shorter side to ImageSize
+// and centre-cropping, up to sub-pixel rounding of the crop. The resampling
+// is separable: along an axis that shrinks, area averaging (each output pixel
+// is the mean of the input area it covers, partial pixels weighted by their
+// covered fraction — exact block means for integer factors); along an axis
+// that grows, linear interpolation between pixel centres (edges clamped). An
+// image already of the right size is copied unchanged.
 package data
 
 import (

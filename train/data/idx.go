@@ -150,39 +150,46 @@ func readIDX(path string, magic uint32, what string, wantN int, wantFrom string)
 		return nil, nil, fmt.Errorf("data: idx file %s: header counts %d %s, but %s has %d labels; expected the counts to agree", path, n, what, wantFrom, wantN)
 	}
 
-	// What the file can hold after its header.
-	var avail uint64
-	if gz {
-		avail = uint64(size)*deflateMaxRatio + 1<<16
-	} else if size > int64(hdrLen) {
-		avail = uint64(size) - uint64(hdrLen)
-	}
 	dims = make([]int, ndim)
-	want := uint64(1)
 	for i := range dims {
 		v := binary.BigEndian.Uint32(hdr[4+4*i:])
 		if v == 0 {
-			return nil, nil, fmt.Errorf("data: idx file %s: dimension %d of the header is 0, expected at least 1", path, i)
+			return nil, nil, fmt.Errorf("data: idx file %s: dimension %d of the header %v is 0, expected at least 1", path, i, headerDims(hdr, ndim))
 		}
 		dims[i] = int(v)
-		// want·v > avail (avail < 2^63, so no overflow is possible here).
-		if want > avail/uint64(v) {
-			return nil, nil, fmt.Errorf("data: idx file %s: header claims dimensions %v, i.e. more data than the %d-byte file can hold (%s), refusing it",
-				path, headerDims(hdr, ndim), size, holdNote(gz, avail))
+	}
+	// The data size the header announces, refused if absurd (overflow-safe:
+	// every factor is < 2^32 and the running product stays ≤ 2^62).
+	want := uint64(1)
+	for _, v := range dims {
+		if want > (1<<62)/uint64(v) {
+			return nil, nil, fmt.Errorf("data: idx file %s: header dimensions %v need more than 2^62 data bytes, refusing it", path, dims)
 		}
 		want *= uint64(v)
 	}
 
 	if !gz {
-		if want != avail {
+		var have uint64
+		if size > int64(hdrLen) {
+			have = uint64(size) - uint64(hdrLen)
+		}
+		if want > have {
+			return nil, nil, fmt.Errorf("data: idx file %s: header dimensions %v need %d data bytes after the %d-byte header, but the file has only %d; refusing it",
+				path, dims, want, hdrLen, have)
+		}
+		if want < have {
 			return nil, nil, fmt.Errorf("data: idx file %s: header dimensions %v need %d data bytes after the %d-byte header, but the file has %d",
-				path, dims, want, hdrLen, avail)
+				path, dims, want, hdrLen, have)
 		}
 		data = make([]byte, want)
 		if _, err := io.ReadFull(r, data); err != nil {
 			return nil, nil, fmt.Errorf("data: idx file %s: reading %d data bytes: %v", path, want, err)
 		}
 		return dims, data, nil
+	}
+	if bound := uint64(size)*deflateMaxRatio + 1<<16; want > bound {
+		return nil, nil, fmt.Errorf("data: idx file %s: header dimensions %v need %d data bytes, but a %d-byte gzip file decompresses to at most %d (deflate expands at most %d:1); refusing it",
+			path, dims, want, size, bound, deflateMaxRatio)
 	}
 	data, err = io.ReadAll(io.LimitReader(r, int64(want)+1))
 	if err != nil {
@@ -204,11 +211,4 @@ func headerDims(hdr []byte, ndim int) []uint32 {
 		d[i] = binary.BigEndian.Uint32(hdr[4+4*i:])
 	}
 	return d
-}
-
-func holdNote(gz bool, avail uint64) string {
-	if gz {
-		return fmt.Sprintf("gzip expands at most %d:1, so at most %d bytes", deflateMaxRatio, avail)
-	}
-	return fmt.Sprintf("%d bytes after the header", avail)
 }

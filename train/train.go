@@ -1,0 +1,499 @@
+// Package train trains a ViT on an in-memory dataset with Gorgonia's tape
+// machine: one training graph built once and run every step, a separate
+// inference graph over the same weight tensors for evaluation, AdamW with
+// decoupled weight decay, linear warmup then cosine decay, global-norm
+// clipping and label smoothing. A run is a pure function of its config,
+// seed and data: the same inputs give the same weights bit for bit, and a
+// run resumed from a checkpoint ends where an uninterrupted one does.
+package train
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand"
+	"time"
+
+	"github.com/pkg/errors"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/vitgo/vit/layers/ops"
+	"github.com/vitgo/vit/model"
+	"github.com/vitgo/vit/train/data"
+	"github.com/vitgo/vit/train/optim"
+)
+
+// Config is a training recipe.
+type Config struct {
+	Model        model.Config `json:"model"`
+	Epochs       int          `json:"epochs"`
+	Batch        int          `json:"batch"`
+	EvalBatch    int          `json:"eval_batch,omitempty"` // 0 = Batch
+	LR           float64      `json:"lr"`                   // peak learning rate
+	MinLR        float64      `json:"min_lr"`               // at the end of the cosine
+	WeightDecay  float64      `json:"weight_decay"`         // decoupled, on weight matrices only
+	WarmupEpochs float64      `json:"warmup_epochs"`        // linear warmup from ~0 to LR
+	Smoothing    float64      `json:"label_smoothing"`      // 0.1 = 90% on the label, the rest spread evenly
+	ClipNorm     float64      `json:"clip_norm"`            // global gradient-norm limit; 0 = none
+	Seed         int64        `json:"seed"`
+	Pad          int          `json:"pad"`      // random crop after padding by this many pixels; 0 = none
+	Flip         bool         `json:"flip"`     // random horizontal flips
+	SkipNaN      bool         `json:"skip_nan"` // skip a step whose loss or gradient is not finite, instead of stopping
+}
+
+// Validate reports the first impossible setting.
+func (c Config) Validate() error {
+	if err := c.Model.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.Epochs <= 0:
+		return errors.Errorf("train: epochs must be positive, got %d", c.Epochs)
+	case c.Batch <= 0:
+		return errors.Errorf("train: batch size must be positive, got %d", c.Batch)
+	case c.EvalBatch < 0:
+		return errors.Errorf("train: eval batch size must not be negative, got %d", c.EvalBatch)
+	case !(c.LR > 0) || math.IsInf(c.LR, 0):
+		return errors.Errorf("train: learning rate must be positive, got %v", c.LR)
+	case !(c.MinLR >= 0) || c.MinLR > c.LR:
+		return errors.Errorf("train: minimum learning rate must be in [0, lr=%v], got %v", c.LR, c.MinLR)
+	case !(c.WeightDecay >= 0) || math.IsInf(c.WeightDecay, 0):
+		return errors.Errorf("train: weight decay must be ≥ 0, got %v", c.WeightDecay)
+	case !(c.WarmupEpochs >= 0) || c.WarmupEpochs > float64(c.Epochs):
+		return errors.Errorf("train: warmup must be in [0, epochs=%d], got %v", c.Epochs, c.WarmupEpochs)
+	case !(c.Smoothing >= 0 && c.Smoothing < 1):
+		return errors.Errorf("train: label smoothing must be in [0, 1), got %v", c.Smoothing)
+	case !(c.ClipNorm >= 0) || math.IsInf(c.ClipNorm, 0):
+		return errors.Errorf("train: clip norm must be ≥ 0, got %v", c.ClipNorm)
+	case c.Pad < 0 || c.Pad >= c.Model.ImageSize:
+		return errors.Errorf("train: crop padding must be in [0, %d), got %d", c.Model.ImageSize, c.Pad)
+	}
+	return nil
+}
+
+// Metrics are one epoch's figures (one line of the metrics file).
+type Metrics struct {
+	Epoch      int     `json:"epoch"` // 1-based
+	Step       int     `json:"step"`  // optimizer steps so far
+	TrainLoss  float64 `json:"train_loss"`
+	TrainAcc   float64 `json:"train_acc"`
+	TestLoss   float64 `json:"test_loss"`
+	TestAcc    float64 `json:"test_acc"`
+	LR         float64 `json:"lr"`           // at the epoch's last step
+	ImagesPerS float64 `json:"images_per_s"` // training throughput over the epoch
+	Seconds    float64 `json:"seconds"`      // wall time of the epoch, evaluation included
+	Skipped    int     `json:"skipped,omitempty"`
+}
+
+// Run is one training run: the model, its graphs, the optimizer and where
+// the run is.
+type Run struct {
+	Config     Config
+	Norm       data.Normalization
+	Classes    []string
+	Model      *model.ViT // the training graph's model
+	train      *data.Dataset
+	test       *data.Dataset
+	opt        *optim.AdamW
+	sched      optim.WarmupCosine
+	stepsEpoch int
+
+	g            *G.ExprGraph
+	x, y         *G.Node
+	logits, loss *G.Node
+	vm           G.VM
+	xbuf, ybuf   []float32
+	labels       []int
+
+	eg      *G.ExprGraph
+	eModel  *model.ViT
+	ex      *G.Node
+	elogits *G.Node
+	evm     G.VM
+	exbuf   []float32
+
+	// Progress. Step counts optimizer steps over the whole run; the epoch
+	// in progress is Step / stepsEpoch.
+	Step     int
+	BestAcc  float64
+	partial  partialEpoch
+	skipped  int
+	lastLoss float64
+}
+
+// partialEpoch accumulates the running epoch's training figures, and is
+// saved with a checkpoint so that a resumed epoch reports the same.
+type partialEpoch struct {
+	SumLoss float64 `json:"sum_loss"`
+	Correct int     `json:"correct"`
+	Seen    int     `json:"seen"`
+	Seconds float64 `json:"seconds"` // training time so far in this epoch
+	Skipped int     `json:"skipped"`
+}
+
+// New prepares a run from scratch. The model's image size, channels and
+// classes must agree with the data; norm normalises the images.
+func New(cfg Config, trainSet, testSet *data.Dataset, norm data.Normalization) (*Run, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkData(cfg.Model, trainSet, "training"); err != nil {
+		return nil, err
+	}
+	if err := checkData(cfg.Model, testSet, "test"); err != nil {
+		return nil, err
+	}
+	if len(norm.Mean) != cfg.Model.Channels || len(norm.Std) != cfg.Model.Channels {
+		return nil, errors.Errorf("train: normalisation has %d means and %d stds, want %d (channels)", len(norm.Mean), len(norm.Std), cfg.Model.Channels)
+	}
+	if trainSet.N < cfg.Batch {
+		return nil, errors.Errorf("train: %d training images are fewer than one batch of %d", trainSet.N, cfg.Batch)
+	}
+	r := &Run{Config: cfg, Norm: norm, Classes: trainSet.Classes, train: trainSet, test: testSet}
+	r.stepsEpoch = trainSet.N / cfg.Batch // the last partial batch is dropped; every epoch sees a new order
+	total := r.stepsEpoch * cfg.Epochs
+	r.sched = optim.WarmupCosine{Base: cfg.LR, Min: cfg.MinLR, Warmup: int(math.Round(cfg.WarmupEpochs * float64(r.stepsEpoch))), Total: total}
+	if err := r.buildTrainGraph(); err != nil {
+		return nil, err
+	}
+	if err := r.buildEvalGraph(); err != nil {
+		return nil, err
+	}
+	var err error
+	r.opt, err = optim.NewAdamW(r.Model.Params(), optim.Config{LR: r.sched.At(0), WeightDecay: cfg.WeightDecay})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func checkData(c model.Config, d *data.Dataset, split string) error {
+	if d == nil || d.N == 0 {
+		return errors.Errorf("train: the %s split is empty", split)
+	}
+	if d.C != c.Channels || d.H != c.ImageSize || d.W != c.ImageSize {
+		return errors.Errorf("train: %s images are %d×%d×%d (C×H×W), the model takes %d×%d×%d", split, d.C, d.H, d.W, c.Channels, c.ImageSize, c.ImageSize)
+	}
+	if len(d.Classes) != c.NumClasses {
+		return errors.Errorf("train: the %s split has %d classes, the model has %d outputs", split, len(d.Classes), c.NumClasses)
+	}
+	return nil
+}
+
+// buildTrainGraph builds images → logits → smoothed cross-entropy, its
+// gradient (one Grad for the graph's life) and the tape machine.
+func (r *Run) buildTrainGraph() error {
+	c := r.Config
+	mc := c.Model
+	r.g = G.NewGraph()
+	m, err := model.New(r.g, mc, model.WithSeed(c.Seed))
+	if err != nil {
+		return err
+	}
+	r.Model = m
+	r.xbuf = make([]float32, c.Batch*mc.Channels*mc.ImageSize*mc.ImageSize)
+	r.ybuf = make([]float32, c.Batch*mc.NumClasses)
+	r.labels = make([]int, c.Batch)
+	r.x = G.NewTensor(r.g, tensor.Float32, 4, G.WithShape(c.Batch, mc.Channels, mc.ImageSize, mc.ImageSize), G.WithName("images"),
+		G.WithValue(tensor.New(tensor.WithShape(c.Batch, mc.Channels, mc.ImageSize, mc.ImageSize), tensor.WithBacking(r.xbuf))))
+	r.y = G.NewTensor(r.g, tensor.Float32, 2, G.WithShape(c.Batch, mc.NumClasses), G.WithName("targets"),
+		G.WithValue(tensor.New(tensor.WithShape(c.Batch, mc.NumClasses), tensor.WithBacking(r.ybuf))))
+	if r.logits, err = m.Forward(r.x); err != nil {
+		return err
+	}
+	if r.loss, err = ops.CrossEntropy(r.logits, r.y); err != nil {
+		return err
+	}
+	if _, err := G.Grad(r.loss, m.Learnables()...); err != nil {
+		return errors.Wrap(err, "train: gradient")
+	}
+	r.vm = G.NewTapeMachine(r.g, G.BindDualValues(m.Learnables()...))
+	return nil
+}
+
+// buildEvalGraph builds a forward-only graph over the same weights, with
+// dropout off.
+func (r *Run) buildEvalGraph() error {
+	mc := r.Config.Model
+	b := r.evalBatch()
+	r.eg = G.NewGraph()
+	m, err := model.New(r.eg, mc, model.WithSeed(r.Config.Seed), model.SharingWeights(r.Model))
+	if err != nil {
+		return err
+	}
+	m.SetTraining(false)
+	r.eModel = m
+	r.exbuf = make([]float32, b*mc.Channels*mc.ImageSize*mc.ImageSize)
+	r.ex = G.NewTensor(r.eg, tensor.Float32, 4, G.WithShape(b, mc.Channels, mc.ImageSize, mc.ImageSize), G.WithName("images"),
+		G.WithValue(tensor.New(tensor.WithShape(b, mc.Channels, mc.ImageSize, mc.ImageSize), tensor.WithBacking(r.exbuf))))
+	if r.elogits, err = m.Forward(r.ex); err != nil {
+		return err
+	}
+	r.evm = G.NewTapeMachine(r.eg)
+	return nil
+}
+
+func (r *Run) evalBatch() int {
+	if r.Config.EvalBatch > 0 {
+		return r.Config.EvalBatch
+	}
+	return r.Config.Batch
+}
+
+// Close releases the machines.
+func (r *Run) Close() {
+	r.vm.Close()
+	r.evm.Close()
+}
+
+// StepsPerEpoch is the number of optimizer steps in one epoch.
+func (r *Run) StepsPerEpoch() int { return r.stepsEpoch }
+
+// TotalSteps is the number of optimizer steps of the whole run.
+func (r *Run) TotalSteps() int { return r.stepsEpoch * r.Config.Epochs }
+
+// Epoch is the 0-based epoch the next step belongs to.
+func (r *Run) Epoch() int { return r.Step / r.stepsEpoch }
+
+// Done reports whether every step has been taken.
+func (r *Run) Done() bool { return r.Step >= r.TotalSteps() }
+
+// LR is the learning rate of the next step.
+func (r *Run) LR() float64 { return r.sched.At(r.Step) }
+
+// order returns the training order of an epoch: a permutation that
+// depends only on the seed and the epoch.
+func (r *Run) order(epoch int) []int {
+	return rand.New(rand.NewSource(r.Config.Seed*1_000_003 + int64(epoch) + 1)).Perm(r.train.N)
+}
+
+// TrainStep takes one optimizer step on the next batch and returns its
+// loss. A non-finite loss or gradient is an error naming the step, unless
+// the config says to skip such steps.
+func (r *Run) TrainStep() (float64, error) {
+	if r.Done() {
+		return 0, errors.New("train: the run is already complete")
+	}
+	start := time.Now()
+	c := r.Config
+	k := c.Model.NumClasses
+	epoch, inEpoch := r.Epoch(), r.Step%r.stepsEpoch
+	idx := r.order(epoch)[inEpoch*c.Batch : (inEpoch+1)*c.Batch]
+	aug := &data.Augment{Pad: c.Pad, Flip: c.Flip}
+	rng := rand.New(rand.NewSource(c.Seed*7_919 + int64(r.Step) + 1))
+	r.train.Batch(r.xbuf, r.labels, idx, r.Norm, aug, rng)
+	off, on := float32(c.Smoothing/float64(k)), float32(1-c.Smoothing+c.Smoothing/float64(k))
+	for i, l := range r.labels {
+		row := r.ybuf[i*k : (i+1)*k]
+		for j := range row {
+			row[j] = off
+		}
+		row[l] = on
+	}
+	r.Model.SetNoiseStep(uint64(r.Step))
+	r.vm.Reset()
+	if err := r.vm.RunAll(); err != nil {
+		return 0, errors.Wrapf(err, "train: step %d", r.Step+1)
+	}
+	loss := float64(r.loss.Value().Data().(float32))
+	vgs := G.NodesToValueGrads(r.Model.Learnables())
+	norm, err := optim.GlobalNorm(vgs)
+	if err != nil {
+		return 0, err
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) || math.IsNaN(norm) || math.IsInf(norm, 0) {
+		if !c.SkipNaN {
+			return loss, &NonFiniteError{Step: r.Step + 1, Epoch: epoch + 1, Loss: loss, GradNorm: norm}
+		}
+		if err := zeroGrads(r.Model.Learnables()); err != nil {
+			return 0, err
+		}
+		r.partial.Skipped++
+		r.Step++
+		return loss, nil
+	}
+	if c.ClipNorm > 0 {
+		if _, err := optim.ClipGlobalNorm(vgs, c.ClipNorm); err != nil {
+			return 0, err
+		}
+	}
+	r.opt.SetLearnRate(r.sched.At(r.Step))
+	if err := r.opt.Step(vgs); err != nil {
+		return 0, err
+	}
+	r.partial.SumLoss += loss * float64(c.Batch)
+	r.partial.Correct += countCorrect(r.logits.Value().Data().([]float32), r.labels, k)
+	r.partial.Seen += c.Batch
+	r.partial.Seconds += time.Since(start).Seconds()
+	r.Step++
+	r.lastLoss = loss
+	return loss, nil
+}
+
+// NonFiniteError reports a loss or gradient that became NaN or infinite.
+type NonFiniteError struct {
+	Step, Epoch    int
+	Loss, GradNorm float64
+}
+
+func (e *NonFiniteError) Error() string {
+	return fmt.Sprintf("train: loss %v, gradient norm %v at step %d (epoch %d): the run diverged; lower the learning rate, or skip such steps", e.Loss, e.GradNorm, e.Step, e.Epoch)
+}
+
+func zeroGrads(ns G.Nodes) error {
+	for _, n := range ns {
+		gv, err := n.Grad()
+		if err != nil {
+			return errors.Wrapf(err, "train: gradient of %s", n.Name())
+		}
+		switch d := gv.Data().(type) {
+		case []float32:
+			clear(d)
+		case []float64:
+			clear(d)
+		}
+	}
+	return nil
+}
+
+// countCorrect counts rows whose arg-max is the label.
+func countCorrect(logits []float32, labels []int, k int) int {
+	n := 0
+	for i, l := range labels {
+		if argmax(logits[i*k:(i+1)*k]) == l {
+			n++
+		}
+	}
+	return n
+}
+
+func argmax(row []float32) int {
+	best := 0
+	for j, v := range row {
+		if v > row[best] {
+			best = j
+		}
+	}
+	return best
+}
+
+// Evaluate returns the mean cross-entropy (without smoothing) and the
+// accuracy on the test split, with dropout off.
+func (r *Run) Evaluate() (loss, acc float64, err error) {
+	return r.EvaluateOn(r.test)
+}
+
+// EvaluateOn evaluates on any dataset of the model's shape.
+func (r *Run) EvaluateOn(d *data.Dataset) (loss, acc float64, err error) {
+	b := r.evalBatch()
+	k := r.Config.Model.NumClasses
+	labels := make([]int, b)
+	idx := make([]int, b)
+	var sum float64
+	var correct int
+	for start := 0; start < d.N; start += b {
+		n := min(b, d.N-start)
+		for i := range idx {
+			idx[i] = start + i%n // a short last batch repeats its images; only the first n count
+		}
+		d.Batch(r.exbuf, labels, idx, r.Norm, nil, nil)
+		r.evm.Reset()
+		if err := r.evm.RunAll(); err != nil {
+			return 0, 0, errors.Wrap(err, "train: evaluation")
+		}
+		z := r.elogits.Value().Data().([]float32)
+		for i := 0; i < n; i++ {
+			row := z[i*k : (i+1)*k]
+			sum += crossEntropyRow(row, labels[i])
+			if argmax(row) == labels[i] {
+				correct++
+			}
+		}
+	}
+	return sum / float64(d.N), float64(correct) / float64(d.N), nil
+}
+
+func crossEntropyRow(row []float32, label int) float64 {
+	m := math.Inf(-1)
+	for _, v := range row {
+		m = math.Max(m, float64(v))
+	}
+	var s float64
+	for _, v := range row {
+		s += math.Exp(float64(v) - m)
+	}
+	return m + math.Log(s) - float64(row[label])
+}
+
+// EndEpoch evaluates and returns the figures of the epoch that the last
+// step completed, and resets the running figures.
+func (r *Run) EndEpoch() (Metrics, error) {
+	start := time.Now()
+	tl, ta, err := r.Evaluate()
+	if err != nil {
+		return Metrics{}, err
+	}
+	p := r.partial
+	m := Metrics{
+		Epoch: r.Step / r.stepsEpoch, Step: r.Step, TestLoss: tl, TestAcc: ta, LR: r.sched.At(r.Step - 1),
+		Seconds: p.Seconds + time.Since(start).Seconds(), Skipped: p.Skipped,
+	}
+	if p.Seen > 0 {
+		m.TrainLoss, m.TrainAcc = p.SumLoss/float64(p.Seen), float64(p.Correct)/float64(p.Seen)
+		m.ImagesPerS = float64(p.Seen) / p.Seconds
+	}
+	r.partial = partialEpoch{}
+	return m, nil
+}
+
+// Hooks observe a Fit.
+type Hooks struct {
+	Step  func(r *Run, loss float64)    // after every step
+	Epoch func(r *Run, m Metrics) error // after every epoch's evaluation
+	Save  func(r *Run, best bool) error // when a checkpoint is due: after every epoch (best = a new best test accuracy) and on cancellation
+}
+
+// Fit trains until the run is done or ctx is cancelled; on cancellation
+// it calls hooks.Save and returns ctx.Err().
+func (r *Run) Fit(ctx context.Context, h Hooks) error {
+	for !r.Done() {
+		if err := ctx.Err(); err != nil {
+			if h.Save != nil {
+				if serr := h.Save(r, false); serr != nil {
+					return serr
+				}
+			}
+			return err
+		}
+		loss, err := r.TrainStep()
+		if err != nil {
+			return err
+		}
+		if h.Step != nil {
+			h.Step(r, loss)
+		}
+		if r.Step%r.stepsEpoch != 0 {
+			continue
+		}
+		m, err := r.EndEpoch()
+		if err != nil {
+			return err
+		}
+		best := m.TestAcc > r.BestAcc
+		if best {
+			r.BestAcc = m.TestAcc
+		}
+		if h.Epoch != nil {
+			if err := h.Epoch(r, m); err != nil {
+				return err
+			}
+		}
+		if h.Save != nil {
+			if err := h.Save(r, best); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
