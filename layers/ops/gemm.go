@@ -31,6 +31,28 @@ func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb
 	}
 }
 
+// splitGEMM is set when the BLAS runs single-threaded (OpenBLAS, which we
+// keep to one thread so that it never competes with our own goroutines);
+// gemmPar then splits a large product's rows across the cores itself.
+var splitGEMM bool
+
+// gemmPar is gemm for products large enough to share out: the rows of
+// op(A) and C are cut into one block per core. Inside code that already
+// runs in parallel, call gemm.
+func gemmPar[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if !splitGEMM || m < 64 {
+		gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	parallelFor(m, n*k/8, func(lo, hi int) {
+		aOff := lo * lda // row lo of A
+		if tA {
+			aOff = lo // column lo of the stored k×m matrix
+		}
+		gemm(tA, tB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+	})
+}
+
 // parallelFor splits [0,n) into contiguous chunks, one per available core,
 // when the work (n·costPer) is large enough to pay for the goroutines.
 func parallelFor(n, costPer int, f func(lo, hi int)) {

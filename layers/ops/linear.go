@@ -77,7 +77,7 @@ func linearFwd[T Float](x, w, b, y *tensor.Dense) {
 		}
 		beta = 1
 	}
-	gemm(false, true, m, out, in, 1, sl[T](x), in, sl[T](w), in, beta, ys, out)
+	gemmPar(false, true, m, out, in, 1, sl[T](x), in, sl[T](w), in, beta, ys, out)
 }
 
 func (op linearOp) DiffWRT(n int) []bool { return allDiff(n) }
@@ -128,9 +128,9 @@ func (op matmulNN) Do(vs ...G.Value) (G.Value, error) {
 	y := newDense(dt, s)
 	m := a.Shape().TotalSize() / k
 	if dt == tensor.Float32 {
-		gemm(false, false, m, n, k, 1, sl[float32](a), k, sl[float32](b), n, 0, sl[float32](y), n)
+		gemmPar(false, false, m, n, k, 1, sl[float32](a), k, sl[float32](b), n, 0, sl[float32](y), n)
 	} else {
-		gemm(false, false, m, n, k, 1, sl[float64](a), k, sl[float64](b), n, 0, sl[float64](y), n)
+		gemmPar(false, false, m, n, k, 1, sl[float64](a), k, sl[float64](b), n, 0, sl[float64](y), n)
 	}
 	return y, nil
 }
@@ -156,9 +156,9 @@ func (op linGradW) Do(vs ...G.Value) (G.Value, error) {
 	m := x.Shape().TotalSize() / inF
 	y := newDense(dt, tensor.Shape{out, inF})
 	if dt == tensor.Float32 {
-		gemm(true, false, out, inF, m, 1, sl[float32](dy), out, sl[float32](x), inF, 0, sl[float32](y), inF)
+		gemmPar(true, false, out, inF, m, 1, sl[float32](dy), out, sl[float32](x), inF, 0, sl[float32](y), inF)
 	} else {
-		gemm(true, false, out, inF, m, 1, sl[float64](dy), out, sl[float64](x), inF, 0, sl[float64](y), inF)
+		gemmPar(true, false, out, inF, m, 1, sl[float64](dy), out, sl[float64](x), inF, 0, sl[float64](y), inF)
 	}
 	return y, nil
 }

@@ -1,0 +1,63 @@
+package train
+
+import (
+	"testing"
+
+	"github.com/vitgo/vit/model"
+	"github.com/vitgo/vit/train/data"
+)
+
+// benchConfigs are the configurations of the PyTorch yardstick
+// (../shared/peer/vit_torch_bench.py).
+var benchConfigs = []struct {
+	name string
+	cfg  model.Config
+}{
+	{"mnist-small", model.Config{ImageSize: 28, PatchSize: 7, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10}},
+	{"cifar-tiny", model.Config{ImageSize: 32, PatchSize: 4, Channels: 3, Dim: 192, Depth: 6, Heads: 3, MLPDim: 768, NumClasses: 10}},
+}
+
+// randomDataset returns n random images of the config's shape.
+func randomDataset(c model.Config, n int) *data.Dataset {
+	d := &data.Dataset{N: n, C: c.Channels, H: c.ImageSize, W: c.ImageSize}
+	d.Images = make([]float32, n*c.Channels*c.ImageSize*c.ImageSize)
+	for i := range d.Images {
+		d.Images[i] = float32((i*7919)%256) / 255
+	}
+	d.Labels = make([]int, n)
+	for i := range d.Labels {
+		d.Labels[i] = i % c.NumClasses
+		d.Classes = nil
+	}
+	for k := 0; k < c.NumClasses; k++ {
+		d.Classes = append(d.Classes, string(rune('a'+k)))
+	}
+	return d
+}
+
+// BenchmarkTrainStep measures one optimizer step (forward, loss, backward,
+// clipping, AdamW) at batch 128, in images per second.
+func BenchmarkTrainStep(b *testing.B) {
+	for _, bc := range benchConfigs {
+		b.Run(bc.name, func(b *testing.B) {
+			const batch = 128
+			d := randomDataset(bc.cfg, batch*4)
+			cfg := Config{Model: bc.cfg, Epochs: 1000, Batch: batch, LR: 1e-3, WeightDecay: 0.05, ClipNorm: 1}
+			r, err := New(cfg, d, d, data.ComputeNormalization(d))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			if _, err := r.TrainStep(); err != nil { // warm-up
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := r.TrainStep(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+		})
+	}
+}
