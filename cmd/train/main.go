@@ -55,7 +55,7 @@ const defaultPreset = "fashion-sample"
 
 // defaultModel is the model of the no-flag run: small enough to train on the
 // shipped sample in about two minutes on two cores.
-var defaultModel = model.Config{ImageSize: 32, PatchSize: 4, Channels: 3, Dim: 64, Depth: 4, Heads: 4, MLPDim: 128, NumClasses: 10}
+var defaultModel = model.Config{ImageSize: 32, PatchSize: 8, Channels: 3, Dim: 64, Depth: 4, Heads: 4, MLPDim: 128, NumClasses: 10}
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{set: map[string]bool{}}
@@ -80,16 +80,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.dropPath, "drop-path", 0, "stochastic depth rate of the last block")
 	fs.StringVar(&o.pool, "pool", "cls", "pooling: cls or mean")
 	fs.StringVar(&o.gelu, "gelu", "exact", "GELU: exact or tanh")
-	fs.IntVar(&c.Epochs, "epochs", 5, "training epochs")
-	fs.IntVar(&c.Batch, "batch", 64, "batch size")
+	fs.IntVar(&c.Epochs, "epochs", 8, "training epochs")
+	fs.IntVar(&c.Batch, "batch", 32, "batch size")
 	fs.IntVar(&c.EvalBatch, "eval-batch", 0, "evaluation batch size (default: -batch)")
-	fs.Float64Var(&c.LR, "lr", 1e-3, "peak learning rate (AdamW)")
+	fs.Float64Var(&c.LR, "lr", 3e-3, "peak learning rate (AdamW)")
 	fs.Float64Var(&c.MinLR, "min-lr", 1e-5, "final learning rate of the cosine schedule")
 	fs.Float64Var(&c.WeightDecay, "wd", 0.05, "decoupled weight decay (weight matrices only)")
 	fs.Float64Var(&c.WarmupEpochs, "warmup", 1, "linear warmup, in epochs")
 	fs.Float64Var(&c.Smoothing, "smoothing", 0.1, "label smoothing")
 	fs.Float64Var(&c.ClipNorm, "clip", 1, "global gradient-norm clipping (0 = off)")
-	fs.IntVar(&c.Pad, "pad", 2, "random-crop padding in pixels (0 = no crop)")
+	fs.IntVar(&c.Pad, "pad", 0, "random crop after padding by this many pixels (0 = no crop)")
 	fs.BoolVar(&o.noFlip, "no-flip", false, "no random horizontal flips (e.g. for digits)")
 	fs.Int64Var(&c.Seed, "seed", 0, "random seed: weights, data order, augmentation, dropout")
 	fs.BoolVar(&c.SkipNaN, "skip-nan", false, "skip steps whose loss or gradient is not finite instead of stopping")

@@ -1,0 +1,244 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+
+	"github.com/vitgo/vit/model"
+	"github.com/vitgo/vit/train/data"
+)
+
+// sample loads the shipped Fashion-MNIST sample once.
+func sample(t *testing.T) (*data.Dataset, *data.Dataset) {
+	t.Helper()
+	tr, te, _, err := data.Load("../testdata/fashion-sample", data.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr, te
+}
+
+// subset returns the first n images of d.
+func subset(d *data.Dataset, n int) *data.Dataset {
+	s := *d
+	s.N = n
+	s.Images = d.Images[:n*d.C*d.H*d.W]
+	s.Labels = d.Labels[:n]
+	return &s
+}
+
+var tinyModel = model.Config{ImageSize: 32, PatchSize: 8, Channels: 3, Dim: 32, Depth: 2, Heads: 2, MLPDim: 64, NumClasses: 10}
+
+func weights(r *Run) []float32 {
+	var all []float32
+	for _, n := range r.Model.Learnables() {
+		all = append(all, n.Value().Data().([]float32)...)
+	}
+	return all
+}
+
+// TestOverfit: a tiny model learns 64 real images by heart.
+func TestOverfit(t *testing.T) {
+	tr, _ := sample(t)
+	d := subset(tr, 64)
+	cfg := Config{Model: tinyModel, Epochs: 100, Batch: 16, LR: 3e-3, MinLR: 1e-4, WarmupEpochs: 2, Seed: 1}
+	r, err := New(cfg, d, d, data.ComputeNormalization(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Fit(context.Background(), Hooks{}); err != nil {
+		t.Fatal(err)
+	}
+	loss, acc, err := r.EvaluateOn(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after %d steps: loss %.4f, accuracy %.3f", r.Step, loss, acc)
+	if acc < 0.99 {
+		t.Fatalf("train accuracy %.3f after %d steps, want ≥ 0.99", acc, r.Step)
+	}
+}
+
+// recipe is a small run with every source of randomness switched on.
+func recipe() Config {
+	m := tinyModel
+	m.Dropout, m.AttnDropout, m.DropPath = 0.1, 0.1, 0.1
+	return Config{Model: m, Epochs: 3, Batch: 16, LR: 2e-3, MinLR: 1e-5, WeightDecay: 0.05, WarmupEpochs: 1,
+		Smoothing: 0.1, ClipNorm: 1, Seed: 5, Pad: 2, Flip: true}
+}
+
+// TestDeterministicAndResume: the same seed gives the same weights bit for
+// bit, and a run stopped mid-epoch, saved and resumed ends with exactly the
+// weights of a run that never stopped.
+func TestDeterministicAndResume(t *testing.T) {
+	tr, te := sample(t)
+	d, dt := subset(tr, 96), subset(te, 40)
+	norm := data.ComputeNormalization(d)
+	full := func() *Run {
+		r, err := New(recipe(), d, dt, norm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Fit(context.Background(), Hooks{}); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b := full(), full()
+	defer a.Close()
+	defer b.Close()
+	wa, wb := weights(a), weights(b)
+	for i := range wa {
+		if wa[i] != wb[i] {
+			t.Fatalf("two runs with one seed differ at weight %d: %v vs %v", i, wa[i], wb[i])
+		}
+	}
+
+	// Stop after 8 steps (mid-epoch 2), save, resume in a new Run.
+	path := filepath.Join(t.TempDir(), "ckpt.safetensors")
+	ctx, cancel := context.WithCancel(context.Background())
+	r, err := New(recipe(), d, dt, norm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Fit(ctx, Hooks{
+		Step: func(r *Run, _ float64) {
+			if r.Step == 8 {
+				cancel()
+			}
+		},
+		Save: func(r *Run, best bool) error { return r.Save(path) },
+	})
+	r.Close()
+	if !errors.Is(err, context.Canceled) || r.Step != 8 {
+		t.Fatalf("stopped at step %d with %v, want step 8 and context.Canceled", r.Step, err)
+	}
+	res, err := Resume(path, d, dt, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	if res.Step != 8 || res.Epoch() != 1 {
+		t.Fatalf("resumed at step %d epoch %d, want step 8 in epoch index 1", res.Step, res.Epoch())
+	}
+	if err := res.Fit(context.Background(), Hooks{}); err != nil {
+		t.Fatal(err)
+	}
+	wr := weights(res)
+	for i := range wa {
+		if wa[i] != wr[i] {
+			t.Fatalf("resumed run differs from the uninterrupted one at weight %d: %v vs %v", i, wr[i], wa[i])
+		}
+	}
+	if res.BestAcc != a.BestAcc {
+		t.Errorf("best accuracy %v after resume, %v uninterrupted", res.BestAcc, a.BestAcc)
+	}
+}
+
+// TestCheckpointLoadsAsModel: one step, a checkpoint, and the file opens as
+// a model equal to the trained one.
+func TestCheckpointLoadsAsModel(t *testing.T) {
+	tr, te := sample(t)
+	d := subset(tr, 32)
+	r, err := New(Config{Model: tinyModel, Epochs: 1, Batch: 32, LR: 1e-3}, d, subset(te, 8), data.ComputeNormalization(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := r.TrainStep(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "one.safetensors")
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Open(G.NewGraph(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Config != tinyModel {
+		t.Fatalf("config %+v, want %+v", m.Config, tinyModel)
+	}
+	want := weights(r)
+	var got []float32
+	for _, n := range m.Learnables() {
+		got = append(got, n.Value().Data().([]float32)...)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("weight %d: %v in the file, %v trained", i, got[i], want[i])
+		}
+	}
+	c, err := ReadConfig(path)
+	if err != nil || c.Batch != 32 {
+		t.Fatalf("ReadConfig: %+v, %v", c, err)
+	}
+}
+
+// TestNonFinite: a diverging run stops with an error naming the step, or
+// skips the step when told to.
+func TestNonFinite(t *testing.T) {
+	tr, te := sample(t)
+	d := subset(tr, 32)
+	for _, skip := range []bool{false, true} {
+		cfg := Config{Model: tinyModel, Epochs: 1, Batch: 16, LR: 1e-3, SkipNaN: skip}
+		r, err := New(cfg, d, subset(te, 8), data.ComputeNormalization(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Model.Head.Bias.Value().Data().([]float32)[0] = float32(math.Inf(1))
+		before := append([]float32(nil), r.Model.PosEmbed.Value().Data().([]float32)...)
+		_, err = r.TrainStep()
+		if !skip {
+			var nf *NonFiniteError
+			if !errors.As(err, &nf) || nf.Step != 1 || !strings.Contains(err.Error(), "step 1") {
+				t.Errorf("want a NonFiniteError at step 1, got %v", err)
+			}
+		} else if err != nil || r.Step != 1 || r.partial.Skipped != 1 {
+			t.Errorf("skip: err %v, step %d, skipped %d", err, r.Step, r.partial.Skipped)
+		}
+		for i, v := range r.Model.PosEmbed.Value().Data().([]float32) {
+			if v != before[i] {
+				t.Fatal("a non-finite step changed the weights")
+			}
+		}
+		r.Close()
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	tr, te := sample(t)
+	norm := data.ComputeNormalization(tr)
+	good := Config{Model: tinyModel, Epochs: 1, Batch: 16, LR: 1e-3}
+	cases := []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Epochs = 0 }, "epochs"},
+		{func(c *Config) { c.Batch = -1 }, "batch"},
+		{func(c *Config) { c.LR = 0 }, "learning rate"},
+		{func(c *Config) { c.LR = math.NaN() }, "learning rate"},
+		{func(c *Config) { c.MinLR = 1 }, "minimum learning rate"},
+		{func(c *Config) { c.WarmupEpochs = 2 }, "warmup"},
+		{func(c *Config) { c.Smoothing = 1 }, "smoothing"},
+		{func(c *Config) { c.Pad = 40 }, "padding"},
+		{func(c *Config) { c.Model.Channels = 1 }, "3×32×32"},
+		{func(c *Config) { c.Model.NumClasses = 5 }, "10 classes"},
+		{func(c *Config) { c.Batch = 100000 }, "fewer than one batch"},
+	}
+	for _, c := range cases {
+		cfg := good
+		c.edit(&cfg)
+		_, err := New(cfg, tr, te, norm)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want an error mentioning %q", cfg, err, c.want)
+		}
+	}
+}
