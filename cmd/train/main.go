@@ -40,6 +40,11 @@ func main() {
 	os.Exit(code)
 }
 
+// errPrinted is a flag error that the flag package has already printed.
+type errPrinted struct{ error }
+
+func (e errPrinted) Unwrap() error { return e.error }
+
 // options are the command line's settings.
 type options struct {
 	dataDir, format, preset, out, resume, metrics string
@@ -97,7 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.resume, "resume", "", "continue the run saved in this checkpoint `file` (its config wins; -epochs may extend it)")
 	fs.StringVar(&o.metrics, "metrics", "", "metrics `file`, one JSON line per epoch (default: beside -out, NAME.metrics.jsonl)")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, errPrinted{err}
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (all settings are flags; see -h)", fs.Arg(0))
@@ -160,8 +165,12 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0, nil
 	}
-	if err != nil {
+	var printed errPrinted
+	if errors.As(err, &printed) {
 		return 2, nil // the flag package has printed the error and usage
+	}
+	if err != nil {
+		return 2, err
 	}
 	start := time.Now()
 	trainSet, testSet, format, err := data.Load(o.dataDir, data.Options{Format: o.format, Coarse: o.coarse, ImageSize: folderSize(o), Channels: 0})

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestFlagErrors: command-line mistakes are one clear message and a
+// non-zero status, never a panic.
+func TestFlagErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		args []string
+		code int
+		want string // in stderr or in the returned error
+	}{
+		{[]string{"-no-such-flag"}, 2, "flag provided but not defined: -no-such-flag"},
+		{[]string{"-epochs", "many"}, 2, `invalid value "many" for flag -epochs`},
+		{[]string{"stray"}, 2, `unexpected argument "stray"`},
+		{[]string{"-data", filepath.Join(dir, "nothing")}, 1, "nothing"},
+		{[]string{"-preset", "Q/99", "-out", filepath.Join(dir, "a.safetensors")}, 2, `unknown preset "Q/99"`},
+		{[]string{"-patch", "5", "-out", filepath.Join(dir, "a.safetensors")}, 2, "do not divide into 5×5 patches"},
+		{[]string{"-lr", "-1", "-out", filepath.Join(dir, "a.safetensors")}, 2, "learning rate must be positive"},
+		{[]string{"-heads", "3", "-out", filepath.Join(dir, "a.safetensors")}, 2, "Dim 64 is not divisible by Config.Heads 3"},
+		{[]string{"-resume", filepath.Join(dir, "missing.safetensors"), "-out", filepath.Join(dir, "a.safetensors")}, 1, "missing.safetensors"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		args := append([]string{"-data", "../../testdata/fashion-sample"}, c.args...)
+		code, err := run(args, &out, &errb)
+		msg := errb.String()
+		if err != nil {
+			msg += err.Error()
+		}
+		if code != c.code || !strings.Contains(msg, c.want) {
+			t.Errorf("%v: exit %d, message %q; want exit %d and %q", c.args, code, msg, c.code, c.want)
+		}
+	}
+}
+
+// TestTrainAndResume runs the command end to end on a slice of the sample:
+// a checkpoint and a metrics line appear, and -resume refuses flags that
+// contradict the checkpoint but extends the epochs.
+func TestTrainAndResume(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "vit.safetensors")
+	base := []string{"-data", "../../testdata/fashion-sample", "-out", out}
+	small := append(base, "-epochs", "1", "-dim", "16", "-depth", "1", "-heads", "2", "-mlp-dim", "16", "-batch", "250")
+	var so, se bytes.Buffer
+	if code, err := run(small, &so, &se); code != 0 || err != nil {
+		t.Fatalf("exit %d, %v\n%s%s", code, err, so.String(), se.String())
+	}
+	for _, want := range []string{"model: ViT image 32×32×3, patch 8", "epoch 1: train loss", "test accuracy"} {
+		if !strings.Contains(so.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, so.String())
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "vit.metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(b), &m); err != nil {
+		t.Fatalf("metrics line %q: %v", b, err)
+	}
+	for _, k := range []string{"epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s", "seconds"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("metrics lack %q: %v", k, m)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "vit.best.safetensors")); err != nil {
+		t.Errorf("no best checkpoint: %v", err)
+	}
+
+	so.Reset()
+	se.Reset()
+	code, err := run(append(base, "-resume", out, "-dim", "32"), &so, &se)
+	if code != 2 || err == nil || !strings.Contains(err.Error(), "drop -dim") {
+		t.Errorf("resume with a contradicting flag: exit %d, %v", code, err)
+	}
+	so.Reset()
+	code, err = run(append(base, "-resume", out, "-epochs", "2"), &so, &se)
+	if code != 0 || err != nil || !strings.Contains(so.String(), "resumed") || !strings.Contains(so.String(), "epoch 2:") {
+		t.Errorf("resume for a second epoch: exit %d, %v\n%s", code, err, so.String())
+	}
+}
