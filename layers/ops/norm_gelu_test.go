@@ -81,3 +81,29 @@ func TestGELUValues(t *testing.T) {
 		}
 	}
 }
+
+// TestGELUFloat32: the float32 kernels (A&S erf) agree with the exact
+// float64 ones to float32 precision, forward and backward.
+func TestGELUFloat32(t *testing.T) {
+	n := 20001
+	x32, y32, g32, d32 := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+	x64, y64, g64, d64 := make([]float64, n), make([]float64, n), make([]float64, n), make([]float64, n)
+	for i := range x32 {
+		x32[i] = float32(-10 + 20*float64(i)/float64(n-1))
+		x64[i] = float64(x32[i])
+		g32[i], g64[i] = 1, 1
+	}
+	geluFwd(x32, y32, true)
+	geluFwd(x64, y64, true)
+	geluBwd(x32, g32, d32, true)
+	geluBwd(x64, g64, d64, true)
+	var maxY, maxD float64
+	for i := range x32 {
+		maxY = math.Max(maxY, math.Abs(float64(y32[i])-y64[i])/math.Max(1, math.Abs(y64[i])))
+		maxD = math.Max(maxD, math.Abs(float64(d32[i])-d64[i]))
+	}
+	t.Logf("float32 GELU: max rel err %.2e forward, max abs err %.2e derivative", maxY, maxD)
+	if maxY > 5e-7 || maxD > 5e-7 {
+		t.Fatalf("float32 GELU off: %.2e forward, %.2e derivative", maxY, maxD)
+	}
+}
