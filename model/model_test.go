@@ -437,3 +437,25 @@ func TestCheckpointExtras(t *testing.T) {
 		t.Fatal("reserved metadata key accepted")
 	}
 }
+
+// TestCost checks the FLOP count of ViT-B/16 against a hand count
+// (patch embedding 196·768·768 multiply-adds, 12 blocks of
+// 197·(4·768² + 2·768·3072) + 2·197²·768, head 768·1000), which is the
+// 17.6 G multiply-adds that timm lists for it.
+func TestCost(t *testing.T) {
+	c, _ := Preset("B/16")
+	macs := 196.0*768*768 + 12*(197*(4*768*768+2*768*3072)+2*197*197*768) + 768*1000
+	got := c.Cost(1)
+	if got.ForwardFLOPs != 2*macs {
+		t.Fatalf("B/16 forward %.4g FLOPs, want %.4g", got.ForwardFLOPs, 2*macs)
+	}
+	if g := got.ForwardFLOPs / 2 / 1e9; g < 17.4 || g > 17.7 {
+		t.Errorf("B/16: %.2f G multiply-adds, timm reports 17.6", g)
+	}
+	if got.Params != 86_567_656 || got.TrainFLOPs != 3*got.ForwardFLOPs {
+		t.Errorf("cost %+v", got)
+	}
+	if c.Cost(2).ActivationBytes != 2*got.ActivationBytes {
+		t.Error("activation memory does not scale with the batch")
+	}
+}

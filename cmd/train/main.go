@@ -213,6 +213,7 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	defer r.Close()
 	cfgJSON, _ := json.Marshal(r.Config)
 	fmt.Fprintf(stdout, "model: %s\n", r.Model.Describe())
+	fmt.Fprintf(stdout, "cost: %v\n", r.Config.Model.Cost(r.Config.Batch))
 	fmt.Fprintf(stdout, "config: %s\n", cfgJSON)
 	fmt.Fprintf(stdout, "steps: %d per epoch, %d in all; checkpoint: %s\n", r.StepsPerEpoch(), r.TotalSteps(), o.out)
 

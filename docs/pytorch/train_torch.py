@@ -1,0 +1,545 @@
+#!/usr/bin/python3
+"""Train torchvision's VisionTransformer with the Go trainer's recipe.
+
+This is the PyTorch side of a side-by-side comparison with
+
+    go run ./cmd/train -data D ...
+
+It reads the same data (CIFAR-10 binary or IDX files), normalises and augments
+it the same way, builds torchvision.models.vision_transformer.VisionTransformer
+of the same shape, and trains it with the same loss, optimizer, parameter
+groups, clipping and learning-rate schedule. Every epoch it evaluates on the
+test split and prints one JSON line with the Go trainer's metric keys to
+stdout (and to --metrics FILE); a last line sums the run up. Everything else
+(data summary, model, settings) goes to stderr, so stdout holds only JSON.
+
+See README.md beside this file for the flag-by-flag correspondence.
+Written for Python 3, torch 1.13 and torchvision 0.14, CPU only.
+"""
+
+import argparse
+import gzip
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torchvision
+from torchvision.models.vision_transformer import VisionTransformer
+
+PROG = "train_torch"
+MIN_STD = 1e-6  # floor of every per-channel std, as the Go trainer's data.MinStd
+CIFAR_SIDE = 32
+CIFAR_PIXELS = 3 * CIFAR_SIDE * CIFAR_SIDE  # 3072
+IDX_IMAGES_MAGIC = 0x00000803
+IDX_LABELS_MAGIC = 0x00000801
+
+# The Go trainer's no-flag model (cmd/train's defaultModel, preset "fashion-sample").
+DEFAULT_MODEL = dict(patch=8, dim=64, depth=4, heads=4, mlp_dim=128)
+
+
+class UsageError(Exception):
+    """A bad flag or flag combination (exit status 2)."""
+
+
+class DataError(Exception):
+    """Unreadable or inconsistent data (exit status 1)."""
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+
+class Split:
+    """One split held as raw bytes: images uint8 N×C×H×W, labels int64 N."""
+
+    def __init__(self, images, labels):
+        self.images = images
+        self.labels = labels
+
+    @property
+    def n(self):
+        return self.images.shape[0]
+
+    def head(self, n):
+        if n is None or n >= self.n:
+            return self
+        return Split(self.images[:n], self.labels[:n])
+
+
+def read_names(path, want):
+    """Class names, one per non-blank line; None if the file is missing."""
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        names = [s.strip() for s in f.read().split("\n") if s.strip()]
+    if want and len(names) != want:
+        raise DataError(f"class names {path}: found {len(names)} non-blank lines, expected {want}")
+    if not names:
+        raise DataError(f"class names {path}: no names found, expected one name per line")
+    if len(set(names)) != len(names):
+        raise DataError(f"class names {path}: a name appears twice, expected distinct names")
+    return names
+
+
+def detect_format(d):
+    """The Go trainer's detection order, restricted to the formats read here."""
+    try:
+        files = {e.name for e in os.scandir(d) if e.is_file()}
+    except OSError as e:
+        raise DataError(f"reading dataset directory {d}: {e}")
+    if any(n == "test_batch.bin" or (n.startswith("data_batch_") and n.endswith(".bin")) for n in files):
+        return "cifar10"
+    if "train.bin" in files and "test.bin" in files:
+        raise DataError(f"{d} looks like CIFAR-100 (train.bin, test.bin); this script reads only cifar10 and idx")
+    if any(n.endswith("-idx3-ubyte") or n.endswith("-idx3-ubyte.gz") for n in files):
+        return "idx"
+    raise DataError(f"cannot tell the dataset format of {d}: looked for CIFAR-10 (data_batch_1.bin … data_batch_5.bin, "
+                    "test_batch.bin) and IDX (train-images-idx3-ubyte[.gz], …) and found neither")
+
+
+def read_cifar_file(path):
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise DataError(f"cifar10 file {path}: {e}")
+    rec = 1 + CIFAR_PIXELS
+    if raw.size == 0 or raw.size % rec != 0:
+        raise DataError(f"cifar10 file {path}: size {raw.size} bytes is not a positive multiple of the {rec}-byte record")
+    raw = raw.reshape(-1, rec)
+    labels = raw[:, 0].astype(np.int64)
+    bad = np.nonzero(labels >= 10)[0]
+    if bad.size:
+        raise DataError(f"cifar10 file {path} record {bad[0]}: label {labels[bad[0]]}, expected 0..9")
+    images = np.ascontiguousarray(raw[:, 1:]).reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE)
+    return images, labels
+
+
+def load_cifar10(d):
+    train_files = [os.path.join(d, f"data_batch_{i}.bin") for i in range(1, 6)]
+    train_files = [p for p in train_files if os.path.exists(p)]
+    if not train_files:
+        raise DataError(f"cifar10 directory {d}: found none of data_batch_1.bin … data_batch_5.bin")
+    names = read_names(os.path.join(d, "batches.meta.txt"), 10) or [str(i) for i in range(10)]
+    parts = [read_cifar_file(p) for p in train_files]
+    train = Split(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    test = Split(*read_cifar_file(os.path.join(d, "test_batch.bin")))
+    return train, test, names
+
+
+def read_idx(path, magic):
+    """An unsigned-byte IDX file, gzipped or not (told by its first two bytes)."""
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except OSError as e:
+        raise DataError(f"idx file {path}: {e}")
+    if buf[:2] == b"\x1f\x8b":
+        try:
+            buf = gzip.decompress(buf)
+        except (OSError, EOFError) as e:
+            raise DataError(f"idx file {path}: bad gzip data: {e}")
+    ndim = magic & 0xFF
+    hdr = 4 + 4 * ndim
+    if len(buf) < hdr:
+        raise DataError(f"idx file {path}: header truncated ({len(buf)} of {hdr} bytes)")
+    got = int.from_bytes(buf[:4], "big")
+    if got != magic:
+        raise DataError(f"idx file {path}: magic number 0x{got:08x}, expected 0x{magic:08x}")
+    dims = [int.from_bytes(buf[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    want = int(np.prod(dims, dtype=np.int64))
+    if min(dims) == 0 or len(buf) - hdr != want:
+        raise DataError(f"idx file {path}: header dimensions {dims} need {want} data bytes, the file has {len(buf) - hdr}")
+    return dims, np.frombuffer(buf, dtype=np.uint8, offset=hdr).reshape(dims)
+
+
+def find_idx(d, base):
+    for name in (base, base + ".gz"):
+        p = os.path.join(d, name)
+        if os.path.exists(p):
+            return p
+    raise DataError(f"idx directory {d}: found neither {base} nor {base}.gz")
+
+
+def load_idx(d):
+    names = read_names(os.path.join(d, "classes.txt"), 0) or [str(i) for i in range(10)]
+    splits = []
+    for prefix in ("train", "t10k"):
+        lpath = find_idx(d, prefix + "-labels-idx1-ubyte")
+        ipath = find_idx(d, prefix + "-images-idx3-ubyte")
+        (n,), labels = read_idx(lpath, IDX_LABELS_MAGIC)
+        idims, images = read_idx(ipath, IDX_IMAGES_MAGIC)
+        if idims[0] != n:
+            raise DataError(f"idx file {ipath}: {idims[0]} images, but {lpath} has {n} labels")
+        labels = labels.astype(np.int64)
+        bad = np.nonzero(labels >= len(names))[0]
+        if bad.size:
+            raise DataError(f"idx file {lpath} record {bad[0]}: label {labels[bad[0]]}, expected 0..{len(names) - 1}")
+        splits.append(Split(images.reshape(n, 1, idims[1], idims[2]), labels))
+    train, test = splits
+    if train.images.shape[2:] != test.images.shape[2:]:
+        raise DataError(f"idx directory {d}: test images are {test.images.shape[2:]}, training images {train.images.shape[2:]}")
+    return train, test, names
+
+
+def load_data(d, fmt):
+    if not os.path.isdir(d):
+        raise DataError(f"dataset directory {d} does not exist or is not a directory")
+    fmt = fmt or detect_format(d)
+    if fmt == "cifar10":
+        return load_cifar10(d) + (fmt,)
+    return load_idx(d) + (fmt,)
+
+
+# byte b -> b/255 in float32, the one conversion of the Go readers.
+BYTE_SCALE = np.arange(256, dtype=np.float32) / np.float32(255)
+
+
+def compute_normalization(images):
+    """Per-channel mean and population std of x/255 over every pixel of every
+    image, in float64 (from byte histograms, so memory stays small), with the
+    std floored at MIN_STD; returned as float32 like the Go trainer's."""
+    c_count = images.shape[1]
+    vals = BYTE_SCALE.astype(np.float64)
+    mean = np.zeros(c_count, np.float32)
+    std = np.ones(c_count, np.float32)
+    for c in range(c_count):
+        hist = np.zeros(256, np.float64)
+        for s in range(0, images.shape[0], 4096):
+            hist += np.bincount(images[s:s + 4096, c].ravel(), minlength=256)
+        total = hist.sum()
+        if total == 0:
+            continue
+        m = float((hist * vals).sum() / total)
+        var = float((hist * (vals - m) ** 2).sum() / total)
+        mean[c] = m
+        std[c] = max(math.sqrt(var), MIN_STD)
+    return mean, std
+
+
+def normalization_table(mean, std):
+    """lut[c, b] = (b/255 − mean[c]) / std[c], computed in float32 exactly as
+    the Go trainer computes each pixel."""
+    return ((BYTE_SCALE[None, :] - mean[:, None]) / std[:, None]).astype(np.float32)
+
+
+def make_batch(split, idx, lut, pad=0, flip=False, rng=None):
+    """Normalised (and, with rng, augmented) images idx as a float32 tensor
+    B×C×H×W, and their labels. Augmentation, on the normalised image: zero
+    padding by pad on every side, a random H×W crop at (dy, dx) uniform in
+    [0, 2·pad], then a horizontal flip with probability 0.5 if flip."""
+    x8 = split.images[idx]
+    b, c_count, h, w = x8.shape
+    x = np.empty(x8.shape, np.float32)
+    for c in range(c_count):
+        x[:, c] = lut[c][x8[:, c]]
+    if rng is not None and (pad > 0 or flip):
+        if pad > 0:
+            dy = rng.integers(0, 2 * pad + 1, size=b)
+            dx = rng.integers(0, 2 * pad + 1, size=b)
+            x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+        else:
+            dy = dx = np.zeros(b, np.int64)
+        cols = np.broadcast_to(np.arange(w), (b, w))
+        if flip:
+            mirrored = rng.random(b) < 0.5
+            cols = np.where(mirrored[:, None], np.arange(w)[::-1][None, :], cols)
+        rows = dy[:, None] + np.arange(h)[None, :]
+        cols = dx[:, None] + cols
+        x = x[np.arange(b)[:, None, None, None], np.arange(c_count)[None, :, None, None],
+              rows[:, None, :, None], cols[:, None, None, :]]
+    return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(split.labels[idx])
+
+
+# ---------------------------------------------------------------------------
+# Recipe
+# ---------------------------------------------------------------------------
+
+
+def go_round(x):
+    """Go's math.Round (half away from zero), for x ≥ 0; Python's round() is
+    half-to-even and would differ at .5."""
+    return int(math.floor(x + 0.5))
+
+
+def lr_at(step, base, min_lr, warmup, total):
+    """The Go trainer's optim.WarmupCosine.At."""
+    step = max(step, 0)
+    if step < warmup:
+        return base * (step + 1) / warmup
+    if step >= total:
+        return min_lr
+    w = max(warmup, 0)
+    span = max(1, total - w)
+    return min_lr + (base - min_lr) * 0.5 * (1 + math.cos(math.pi * (step - w) / span))
+
+
+def build_model(image_size, patch, channels, dim, depth, heads, mlp_dim, num_classes):
+    model = VisionTransformer(image_size=image_size, patch_size=patch, num_layers=depth, num_heads=heads,
+                              hidden_dim=dim, mlp_dim=mlp_dim, dropout=0.0, attention_dropout=0.0,
+                              num_classes=num_classes)
+    if channels != 3:
+        model.conv_proj = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch)
+    return model
+
+
+NO_DECAY_MATRICES = ("class_token", "encoder.pos_embedding")
+
+
+def param_groups(model, wd):
+    """Weight decay on weight matrices (ndim ≥ 2, the conv kernel included),
+    none on biases, LayerNorms, the class token and the position embedding."""
+    decay, no_decay = [], []
+    decay_names, no_decay_names = [], []
+    for name, p in model.named_parameters():
+        if p.ndim >= 2 and name not in NO_DECAY_MATRICES:
+            decay.append(p)
+            decay_names.append(name)
+        else:
+            no_decay.append(p)
+            no_decay_names.append(name)
+    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    return groups, decay_names, no_decay_names
+
+
+def seed_entropy(seed):
+    return seed & 0xFFFFFFFFFFFFFFFF  # SeedSequence wants a non-negative int
+
+
+def epoch_order(seed, epoch, n):
+    """The training order of an epoch: depends only on the seed and the epoch."""
+    return np.random.default_rng([seed_entropy(seed), 1, epoch]).permutation(n)
+
+
+def step_rng(seed, step):
+    """The augmentation draws of a step: depend only on the seed and the step."""
+    return np.random.default_rng([seed_entropy(seed), 2, step])
+
+
+def evaluate(model, split, lut, batch):
+    """Mean cross-entropy (no smoothing, in float64) and accuracy."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, split.n, batch):
+            idx = np.arange(s, min(s + batch, split.n))
+            x, y = make_batch(split, idx, lut)
+            logits = model(x)
+            loss_sum += nn.functional.cross_entropy(logits.double(), y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+    return loss_sum / split.n, correct / split.n
+
+
+def emit(line, metrics_file):
+    s = json.dumps(line, separators=(",", ":"))
+    print(s, flush=True)
+    if metrics_file is not None:
+        metrics_file.write(s + "\n")
+        metrics_file.flush()
+
+
+# ---------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------
+
+
+def parse_args(argv):
+    here = os.path.dirname(os.path.abspath(__file__))
+    default_data = os.path.normpath(os.path.join(here, "..", "..", "testdata", "fashion-sample"))
+    p = argparse.ArgumentParser(
+        prog="train_torch.py",
+        description="Train torchvision's VisionTransformer with the recipe of the Go trainer (go run ./cmd/train). "
+                    "One JSON line per epoch goes to stdout and --metrics; everything else to stderr.")
+    a = p.add_argument
+    a("--data", default=default_data, metavar="DIR", help="dataset directory: CIFAR-10 binary or IDX files (default: the repository's testdata/fashion-sample)")
+    a("--format", choices=["cifar10", "idx"], default=None, help="data format (default: detected as the Go trainer does)")
+    a("--image-size", type=int, default=0, help="image side; must match the data (default: from the data)")
+    a("--channels", type=int, default=0, help="input channels; must match the data (default: from the data)")
+    a("--patch", type=int, default=DEFAULT_MODEL["patch"], help="patch size (Go -patch / preset)")
+    a("--dim", type=int, default=DEFAULT_MODEL["dim"], help="token width, torchvision hidden_dim (Go -dim)")
+    a("--depth", type=int, default=DEFAULT_MODEL["depth"], help="encoder blocks, torchvision num_layers (Go -depth)")
+    a("--heads", type=int, default=DEFAULT_MODEL["heads"], help="attention heads (Go -heads)")
+    a("--mlp-dim", type=int, default=DEFAULT_MODEL["mlp_dim"], help="MLP hidden width (Go -mlp-dim)")
+    a("--epochs", type=int, default=8, help="training epochs")
+    a("--batch", type=int, default=32, help="batch size")
+    a("--eval-batch", type=int, default=0, help="evaluation batch size (default: --batch)")
+    a("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")
+    a("--min-lr", type=float, default=1e-5, help="final learning rate of the cosine schedule")
+    a("--wd", type=float, default=0.05, help="decoupled weight decay (weight matrices only)")
+    a("--warmup", type=float, default=1.0, help="linear warmup, in epochs")
+    a("--smoothing", type=float, default=0.1, help="label smoothing")
+    a("--clip", type=float, default=1.0, help="global gradient-norm clipping (0 = off)")
+    a("--pad", type=int, default=0, help="random crop after padding by this many pixels (0 = no crop)")
+    a("--no-flip", action="store_true", help="no random horizontal flips (e.g. for digits)")
+    a("--seed", type=int, default=0, help="random seed: weights, data order, augmentation")
+    a("--threads", type=int, default=2, help="torch.set_num_threads")
+    a("--metrics", default="", metavar="FILE", help="also write the JSON lines to this file")
+    a("--limit-train", type=int, default=0, metavar="N", help="use only the first N training images (0 = all)")
+    a("--limit-test", type=int, default=0, metavar="N", help="use only the first N test images (0 = all)")
+    return p.parse_args(argv)
+
+
+def check_args(args):
+    def need(ok, msg):
+        if not ok:
+            raise UsageError(msg)
+
+    for name in ("patch", "dim", "depth", "heads", "mlp_dim", "epochs", "batch", "threads"):
+        need(getattr(args, name) > 0, f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    for name in ("eval_batch", "limit_train", "limit_test", "image_size", "channels", "pad"):
+        need(getattr(args, name) >= 0, f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
+    need(args.dim % args.heads == 0, f"--dim {args.dim} is not divisible by --heads {args.heads}")
+    need(args.lr > 0 and math.isfinite(args.lr), f"--lr must be positive, got {args.lr}")
+    need(0 <= args.min_lr <= args.lr, f"--min-lr must be in [0, lr={args.lr}], got {args.min_lr}")
+    need(args.wd >= 0 and math.isfinite(args.wd), f"--wd must be ≥ 0, got {args.wd}")
+    need(0 <= args.warmup <= args.epochs, f"--warmup must be in [0, epochs={args.epochs}], got {args.warmup}")
+    need(0 <= args.smoothing < 1, f"--smoothing must be in [0, 1), got {args.smoothing}")
+    need(args.clip >= 0 and math.isfinite(args.clip), f"--clip must be ≥ 0, got {args.clip}")
+
+
+def run(argv):
+    t_start = time.time()
+    args = parse_args(argv)
+    check_args(args)
+    torch.set_num_threads(args.threads)
+
+    t0 = time.time()
+    train, test, names, fmt = load_data(args.data, args.format)
+    if args.limit_train:
+        train = train.head(args.limit_train)
+    if args.limit_test:
+        test = test.head(args.limit_test)
+    _, channels, h, w = train.images.shape
+    num_classes = len(names)
+    log(f"data: {args.data} ({fmt}): {train.n} training and {test.n} test images, {channels}×{h}×{w}, "
+        f"{num_classes} classes, loaded in {time.time() - t0:.1f}s")
+    if h != w:
+        raise DataError(f"images are {h}×{w}; the model needs square images")
+    if args.image_size and args.image_size != h:
+        raise UsageError(f"--image-size {args.image_size}, but the data's images are {h}×{w} (no resizing is done)")
+    if args.channels and args.channels != channels:
+        raise UsageError(f"--channels {args.channels}, but the data has {channels} channel(s)")
+    image_size = h
+    if image_size % args.patch:
+        raise UsageError(f"the data's {h}×{w} images do not divide into {args.patch}×{args.patch} patches; choose --patch")
+    if args.pad >= image_size:
+        raise UsageError(f"--pad must be in [0, {image_size}), got {args.pad}")
+    if train.n < args.batch:
+        raise UsageError(f"{train.n} training images are fewer than one batch of {args.batch}")
+    if test.n == 0:
+        raise DataError("the test split is empty")
+
+    mean, std = compute_normalization(train.images)
+    lut = normalization_table(mean, std)
+    log(f"normalisation: mean {[float(m) for m in mean]}, std {[float(s) for s in std]}")
+
+    torch.manual_seed(seed_entropy(args.seed))
+    model = build_model(image_size, args.patch, channels, args.dim, args.depth, args.heads, args.mlp_dim, num_classes)
+    groups, decay_names, no_decay_names = param_groups(model, args.wd)
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
+    criterion = nn.CrossEntropyLoss(label_smoothing=args.smoothing)
+    params = [p for p in model.parameters()]
+    n_params = sum(p.numel() for p in params)
+
+    steps_epoch = train.n // args.batch  # the last partial batch is dropped
+    total = steps_epoch * args.epochs
+    warmup = go_round(args.warmup * steps_epoch)
+    eval_batch = args.eval_batch or args.batch
+    flip = not args.no_flip
+    log(f"model: torchvision VisionTransformer image {image_size}×{image_size}×{channels}, patch {args.patch} "
+        f"({(image_size // args.patch) ** 2 + 1} tokens), dim {args.dim}, depth {args.depth}, heads {args.heads}, "
+        f"mlp {args.mlp_dim}, classes {num_classes}: {n_params} parameters")
+    log(f"weight decay {args.wd} on: {', '.join(decay_names)}")
+    log(f"no weight decay on: {', '.join(no_decay_names)}")
+    log(f"recipe: epochs {args.epochs}, batch {args.batch}, lr {args.lr} → {args.min_lr} (warmup {warmup} steps), "
+        f"wd {args.wd}, smoothing {args.smoothing}, clip {args.clip}, pad {args.pad}, flip {flip}, seed {args.seed}, "
+        f"threads {torch.get_num_threads()}")
+    log(f"steps: {steps_epoch} per epoch, {total} in all; torch {torch.__version__}, torchvision {torchvision.__version__}")
+
+    metrics_file = open(args.metrics, "w") if args.metrics else None
+    step, best, last_acc = 0, 0.0, 0.0
+    try:
+        for epoch in range(args.epochs):
+            model.train()
+            order = epoch_order(args.seed, epoch, train.n)
+            loss_sum, correct, seen, train_seconds = 0.0, 0, 0, 0.0
+            lr = lr_at(step, args.lr, args.min_lr, warmup, total)
+            for k in range(steps_epoch):
+                t = time.perf_counter()
+                idx = order[k * args.batch:(k + 1) * args.batch]
+                x, y = make_batch(train, idx, lut, args.pad, flip, step_rng(args.seed, step))
+                logits = model(x)
+                loss = criterion(logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                loss_v = loss.item()
+                if args.clip > 0:
+                    norm = float(torch.nn.utils.clip_grad_norm_(params, args.clip))
+                else:
+                    norm = 0.0
+                if not (math.isfinite(loss_v) and math.isfinite(norm)):
+                    raise RuntimeError(f"loss {loss_v}, gradient norm {norm} at step {step + 1} (epoch {epoch + 1}): "
+                                       "the run diverged; lower the learning rate")
+                lr = lr_at(step, args.lr, args.min_lr, warmup, total)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                opt.step()
+                loss_sum += loss_v * args.batch
+                correct += (logits.detach().argmax(1) == y).sum().item()
+                seen += args.batch
+                step += 1
+                train_seconds += time.perf_counter() - t
+            t = time.perf_counter()
+            test_loss, test_acc = evaluate(model, test, lut, eval_batch)
+            eval_seconds = time.perf_counter() - t
+            best = max(best, test_acc)
+            last_acc = test_acc
+            emit({
+                "epoch": epoch + 1,
+                "step": step,
+                "train_loss": loss_sum / seen,
+                "train_acc": correct / seen,
+                "test_loss": test_loss,
+                "test_acc": test_acc,
+                "lr": lr,
+                "images_per_s": seen / train_seconds,
+                "seconds": train_seconds + eval_seconds,
+            }, metrics_file)
+        emit({
+            "final_test_acc": last_acc,
+            "best_test_acc": best,
+            "wall_seconds": time.time() - t_start,
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "threads": torch.get_num_threads(),
+        }, metrics_file)
+    finally:
+        if metrics_file is not None:
+            metrics_file.close()
+
+
+def main():
+    try:
+        run(sys.argv[1:])
+    except UsageError as e:
+        log(f"{PROG}: {e}")
+        sys.exit(2)
+    except (DataError, RuntimeError, OSError) as e:
+        log(f"{PROG}: {e}")
+        sys.exit(1)
+    except KeyboardInterrupt:
+        log(f"{PROG}: interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
