@@ -142,7 +142,7 @@ func softmaxRow[T Float](x []T) {
 	}
 	var sum T
 	for j, v := range x {
-		e := T(math.Exp(float64(v - m)))
+		e := expT(v - m)
 		x[j] = e
 		sum += e
 	}

@@ -83,7 +83,7 @@ func normCDFPDF(x float64) (cdf, pdf float64) {
 		a5 = 1.061405429
 	)
 	z := math.Abs(x) / sqrt2
-	e := math.Exp(-z * z) // = exp(−x²/2)
+	e := expApprox(-z * z) // = exp(−x²/2)
 	t := 1 / (1 + p*z)
 	erf := 1 - ((((a5*t+a4)*t+a3)*t+a2)*t+a1)*t*e
 	if x < 0 {
