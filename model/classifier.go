@@ -63,9 +63,14 @@ type classifierOptions struct {
 func WithBatchSize(n int) ClassifierOption { return func(o *classifierOptions) { o.batch = n } }
 
 // WithWorkers sets how many forward passes may run at once (default
-// GOMAXPROCS): the size of the pool of graphs, each with its own tape
-// machine, that concurrent callers share.
+// DefaultWorkers()): the size of the pool of graphs, each with its own tape
+// machine and activations, that concurrent callers share.
 func WithWorkers(n int) ClassifierOption { return func(o *classifierOptions) { o.workers = n } }
+
+// DefaultWorkers is GOMAXPROCS, at most 4: each graph holds a batch's
+// activations (every block's attention included), and the matrix products
+// of one pass already use several cores on large inputs.
+func DefaultWorkers() int { return min(runtime.GOMAXPROCS(0), 4) }
 
 // WithTopK sets how many classes Prediction.Top lists (default 5; at most
 // the number of classes).
@@ -96,7 +101,6 @@ type Classifier struct {
 
 // runner is one graph and machine for a fixed batch.
 type runner struct {
-	m    *ViT
 	xbuf []float32
 	out  *Outputs
 	vm   G.VM
@@ -109,7 +113,7 @@ type runner struct {
 // names gets "0", "1", …; one without normalisation gets mean 0 and std 1;
 // each such fallback is described in Notes.
 func LoadClassifier(path string, opts ...ClassifierOption) (*Classifier, error) {
-	o := classifierOptions{batch: 16, workers: runtime.GOMAXPROCS(0), topK: 5}
+	o := classifierOptions{batch: 16, workers: DefaultWorkers(), topK: 5}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -145,11 +149,6 @@ func LoadClassifier(path string, opts ...ClassifierOption) (*Classifier, error) 
 		return nil, errors.Wrapf(err, "model: load %s", path)
 	}
 	c.pos = append([]float32(nil), m.PosEmbed.Value().Data().([]float32)...)
-	for _, v := range c.pos {
-		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-			return nil, errors.Errorf("model: %s: the positional embedding holds %v, expected finite weights", path, v)
-		}
-	}
 	// Every graph is built now, before any runs: building a tape machine
 	// writes to the (shared) parameter tensors' engine field, which must not
 	// happen while another machine reads them.
@@ -220,7 +219,7 @@ func (c *Classifier) newRunner(m *ViT) (*runner, error) {
 	m.SetTraining(false)
 	cfg := c.cfg
 	shape := []int{c.batch, cfg.Channels, cfg.ImageSize, cfg.ImageSize}
-	r := &runner{m: m, xbuf: make([]float32, c.batch*c.chw())}
+	r := &runner{xbuf: make([]float32, c.batch*c.chw())}
 	x := G.NewTensor(m.Graph(), tensor.Float32, 4, G.WithShape(shape...), G.WithName("images"),
 		G.WithValue(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(r.xbuf))))
 	var err error

@@ -30,7 +30,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -79,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.topK, "topk", 5, "classes to print per image")
 	fs.BoolVar(&o.json, "json", false, "print JSON: one object per image ({\"file\", \"top\"}), and one for -data")
 	fs.IntVar(&o.batch, "batch", 16, "images per forward pass")
-	fs.IntVar(&o.workers, "workers", runtime.GOMAXPROCS(0), "forward passes run in parallel")
+	fs.IntVar(&o.workers, "workers", model.DefaultWorkers(), "forward passes run in parallel (each holds a batch's activations)")
 	fs.StringVar(&o.dataDir, "data", "", "evaluate on the test split of the dataset in `dir` (CIFAR-10/100 binary, IDX, or image folders)")
 	fs.StringVar(&o.format, "format", "", "-data format: cifar10, cifar100, idx or folder (default: detected)")
 	fs.BoolVar(&o.coarse, "coarse", false, "-data CIFAR-100: the 20 coarse labels")
@@ -418,7 +417,7 @@ func drawCurves(o *options) error {
 		return fmt.Errorf("%s: %v", o.metrics, err)
 	}
 	return writePNG(o.curves, func(w io.Writer) error {
-		return insight.WriteCurves(w, epochs, "Training curves: "+filepath.Base(o.metrics))
+		return insight.WriteCurves(w, epochs, "Training curves: "+o.metrics)
 	})
 }
 
@@ -429,7 +428,7 @@ func drawPosSimilarity(c *model.Classifier, o *options) error {
 		return err
 	}
 	return writePNG(o.posSim, func(w io.Writer) error {
-		return insight.WritePosSimilarity(w, sim, grid, "Position embedding similarity: "+filepath.Base(o.model))
+		return insight.WritePosSimilarity(w, sim, grid, "Position embedding similarity: "+o.model)
 	})
 }
 

@@ -137,6 +137,8 @@ func WritePosSimilarity(w io.Writer, sim []float64, grid int, title string) erro
 	units := float64(grid) + float64(grid-1)*posSimGap
 	p := plot.New()
 	p.Title.Text = title
+	p.Title.Padding = 10
+	p.Title.TextStyle.Font.Size = 13
 	p.X.Label.Text = "Input patch column"
 	p.Y.Label.Text = "Input patch row"
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, units, 0, units
@@ -281,7 +283,7 @@ func WriteAttention(w io.Writer, f AttentionFigure) error {
 	}
 
 	const (
-		margin, panel, gap, barW  = 16, 180, 16, 72
+		margin, panel, gap, barW = 16, 180, 16, 72
 		titleH, labelH, headingH = 26, 18, 22
 		perRow                   = 6
 		smallGap                 = 8
