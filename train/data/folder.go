@@ -197,21 +197,9 @@ func readImageFile(path string, ch, size int, dst []float32) error {
 	if err != nil {
 		return fmt.Errorf("data: image %s: cannot decode it as %s: %v", path, strings.ToUpper(format), err)
 	}
-	b := img.Bounds()
-	w, h := b.Dx(), b.Dy()
-	if w <= 0 || h <= 0 {
-		return fmt.Errorf("data: image %s: decoded to %d×%d pixels, expected a non-empty image", path, w, h)
+	if err := ImageToCHW(img, ch, size, dst); err != nil {
+		return fmt.Errorf("data: image %s: %s", path, strings.TrimPrefix(err.Error(), "data: ImageToCHW: "))
 	}
-	s := min(w, h)
-	x0, y0 := (w-s)/2, (h-s)/2
-	crop := image.Rect(b.Min.X+x0, b.Min.Y+y0, b.Min.X+x0+s, b.Min.Y+y0+s)
-	if s == size {
-		toPlanes(img, crop, ch, dst)
-		return nil
-	}
-	src := make([]float32, ch*s*s)
-	toPlanes(img, crop, ch, src)
-	resample(src, ch, s, size, dst)
 	return nil
 }
 
