@@ -64,7 +64,7 @@ func AttentionProbs(qkv *G.Node, heads int) (*G.Node, error) {
 	if _, _, _, _, err := attnDims("ops."+name, qkv.Shape(), heads); err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(attnProbsOp{base{name: name, ranks: []int{3, 4}}, heads}, qkv)
+	return G.ApplyOp(attnProbsOp{base{out: new(outSlot), name: name, ranks: []int{3, 4}}, heads}, qkv)
 }
 
 // AttentionApply returns O (B, N, D), O[b, :, h·Dh:(h+1)·Dh] = P[b,h]·V_bh,
@@ -74,7 +74,7 @@ func AttentionApply(p, qkv *G.Node, heads int) (*G.Node, error) {
 	if err := checkProbs("ops."+name, p.Shape(), qkv.Shape(), heads); err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(attnApplyOp{base{name: name, ranks: []int{4, 3, 3}}, heads}, p, qkv)
+	return G.ApplyOp(attnApplyOp{base{out: new(outSlot), name: name, ranks: []int{4, 3, 3}}, heads}, p, qkv)
 }
 
 // ---------------------------------------------------------------- probs
@@ -107,7 +107,7 @@ func (op attnProbsOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := newDense(dt, tensor.Shape{b, op.heads, n, n})
+	p := op.alloc(dt, tensor.Shape{b, op.heads, n, n})
 	if dt == tensor.Float32 {
 		attnProbsFwd(sl[float32](qkv), sl[float32](p), b, n, d, op.heads)
 	} else {
@@ -155,7 +155,7 @@ func softmaxRow[T Float](x []T) {
 func (op attnProbsOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op attnProbsOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	g := attnProbsGrad{base{name: fmt.Sprintf("AttentionProbsGrad(heads=%d)", op.heads), ranks: []int{3, 4, 4, 3}}, op.heads}
+	g := attnProbsGrad{base{out: new(outSlot), name: fmt.Sprintf("AttentionProbsGrad(heads=%d)", op.heads), ranks: []int{3, 4, 4, 3}}, op.heads}
 	dqkv, err := G.ApplyOp(g, inputs[0], output, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.AttentionProbs backward")
@@ -194,7 +194,7 @@ func (op attnProbsGrad) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dqkv := newDense(dt, qkv.Shape())
+	dqkv := op.alloc(dt, qkv.Shape())
 	if dt == tensor.Float32 {
 		attnProbsBwd(sl[float32](qkv), sl[float32](p), sl[float32](dp), sl[float32](dqkv), b, n, d, op.heads)
 	} else {
@@ -256,7 +256,7 @@ func (op attnApplyOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := newDense(dt, tensor.Shape{b, n, d})
+	o := op.alloc(dt, tensor.Shape{b, n, d})
 	if dt == tensor.Float32 {
 		attnApplyFwd(sl[float32](p), sl[float32](qkv), sl[float32](o), b, n, d, op.heads)
 	} else {
@@ -281,11 +281,11 @@ func (op attnApplyOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op attnApplyOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	p, qkv := inputs[0], inputs[1]
-	dp, err := G.ApplyOp(attnApplyGradP{base{name: fmt.Sprintf("AttentionApplyGradP(heads=%d)", op.heads), ranks: []int{3, 3, 4}}, op.heads}, grad, qkv)
+	dp, err := G.ApplyOp(attnApplyGradP{base{out: new(outSlot), name: fmt.Sprintf("AttentionApplyGradP(heads=%d)", op.heads), ranks: []int{3, 3, 4}}, op.heads}, grad, qkv)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.AttentionApply backward (probabilities)")
 	}
-	dqkv, err := G.ApplyOp(attnApplyGradV{base{name: fmt.Sprintf("AttentionApplyGradV(heads=%d)", op.heads), ranks: []int{4, 3, 3}}, op.heads}, p, grad)
+	dqkv, err := G.ApplyOp(attnApplyGradV{base{out: new(outSlot), name: fmt.Sprintf("AttentionApplyGradV(heads=%d)", op.heads), ranks: []int{4, 3, 3}}, op.heads}, p, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.AttentionApply backward (qkv)")
 	}
@@ -331,7 +331,7 @@ func (op attnApplyGradP) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dp := newDense(dt, tensor.Shape{b, op.heads, n, n})
+	dp := op.alloc(dt, tensor.Shape{b, op.heads, n, n})
 	if dt == tensor.Float32 {
 		attnGradP(sl[float32](do), sl[float32](qkv), sl[float32](dp), b, n, d, op.heads)
 	} else {
@@ -382,7 +382,7 @@ func (op attnApplyGradV) Do(vs ...G.Value) (G.Value, error) {
 	p, do := in[0], in[1]
 	s := do.Shape()
 	b, n, d := s[0], s[1], s[2]
-	dqkv := newDense(dt, tensor.Shape{b, n, 3 * d})
+	dqkv := op.alloc(dt, tensor.Shape{b, n, 3 * d})
 	if dt == tensor.Float32 {
 		attnGradV(sl[float32](p), sl[float32](do), sl[float32](dqkv), b, n, d, op.heads)
 	} else {

@@ -19,8 +19,36 @@ type Float interface{ ~float32 | ~float64 }
 // the graph, as Gorgonia intends), the ranks of its inputs and output for the
 // type signature, and the usual "no extern, no in-place" answers.
 type base struct {
-	name  string // unique description: op kind and every parameter
-	ranks []int  // ranks of the inputs, then of the output; 0 means scalar
+	name  string   // unique description: op kind and every parameter
+	ranks []int    // ranks of the inputs, then of the output; 0 means scalar
+	out   *outSlot // the output tensor, kept from one run to the next
+}
+
+// outSlot holds an op's output between runs. A graph runs the same ops on
+// the same shapes every step, so each op writes into the tensor it
+// returned last time instead of allocating a new one (Gorgonia's tape
+// machine keeps no reference to an op's result beyond the run, and never
+// pools it). A result read after a run is therefore overwritten by the
+// next run of the same graph.
+type outSlot struct{ t *tensor.Dense }
+
+// alloc returns a zeroed output tensor: the op's kept one when its dtype
+// and shape match, else a new one, which is then kept.
+func (b base) alloc(dt tensor.Dtype, s tensor.Shape) *tensor.Dense {
+	if b.out == nil {
+		return newDense(dt, s)
+	}
+	if t := b.out.t; t != nil && t.Dtype() == dt && sameShape(t.Shape(), s) && !t.IsView() {
+		switch d := t.Data().(type) {
+		case []float32:
+			clear(d)
+		case []float64:
+			clear(d)
+		}
+		return t
+	}
+	b.out.t = newDense(dt, s)
+	return b.out.t
 }
 
 func (b base) Arity() int           { return len(b.ranks) - 1 }
@@ -165,4 +193,17 @@ func prodInts(s []int) int {
 		p *= v
 	}
 	return p
+}
+
+// sameShape compares shapes exactly ((3) and (1, 3) differ).
+func sameShape(a, b tensor.Shape) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -70,7 +70,7 @@ func Dropout(x *G.Node, p float64, perSample bool, noise *Noise) (*G.Node, error
 	noise.mu.Unlock()
 	r := x.Dims()
 	name := fmt.Sprintf("Dropout(p=%g,perSample=%t,id=%d,noise=%p)", p, perSample, st.id, noise)
-	return G.ApplyOp(dropOp{base{name: name, ranks: []int{r, r}}, p, perSample, st}, x)
+	return G.ApplyOp(dropOp{base{out: new(outSlot), name: name, ranks: []int{r, r}}, p, perSample, st}, x)
 }
 
 type dropOp struct {
@@ -139,7 +139,7 @@ func (op dropOp) Do(vs ...G.Value) (G.Value, error) {
 		units = x.Shape()[0]
 	}
 	op.drawMask(n, units)
-	y := newDense(dt, x.Shape())
+	y := op.alloc(dt, x.Shape())
 	if dt == tensor.Float32 {
 		applyMask(sl[float32](x), sl[float32](y), op.st.mask)
 	} else {
@@ -168,7 +168,7 @@ func (op dropOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op dropOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	r := grad.Dims()
-	d, err := G.ApplyOp(dropGrad{base{name: "Grad" + op.name, ranks: []int{r, r}}, op.st}, grad)
+	d, err := G.ApplyOp(dropGrad{base{out: new(outSlot), name: "Grad" + op.name, ranks: []int{r, r}}, op.st}, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.Dropout backward")
 	}
@@ -194,7 +194,7 @@ func (op dropGrad) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	y := newDense(dt, in[0].Shape())
+	y := op.alloc(dt, in[0].Shape())
 	if dt == tensor.Float32 {
 		applyMask(sl[float32](in[0]), sl[float32](y), op.st.mask)
 	} else {

@@ -14,7 +14,7 @@ import (
 // JAX ViT weights (PyTorch's approximate="tanh").
 func GELU(x *G.Node, exact bool) (*G.Node, error) {
 	r := x.Dims()
-	return G.ApplyOp(geluOp{base{name: fmt.Sprintf("GELU(r%d,exact=%t)", r, exact), ranks: []int{r, r}}, exact}, x)
+	return G.ApplyOp(geluOp{base{out: new(outSlot), name: fmt.Sprintf("GELU(r%d,exact=%t)", r, exact), ranks: []int{r, r}}, exact}, x)
 }
 
 type geluOp struct {
@@ -42,7 +42,7 @@ func (op geluOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	y := newDense(dt, in[0].Shape())
+	y := op.alloc(dt, in[0].Shape())
 	if dt == tensor.Float32 {
 		geluFwd(sl[float32](in[0]), sl[float32](y), op.exact)
 	} else {
@@ -96,7 +96,7 @@ func (op geluOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op geluOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	r := inputs[0].Dims()
-	dx, err := G.ApplyOp(geluGrad{base{name: fmt.Sprintf("GELUGrad(r%d,exact=%t)", r, op.exact), ranks: []int{r, r, r}}, op.exact}, inputs[0], grad)
+	dx, err := G.ApplyOp(geluGrad{base{out: new(outSlot), name: fmt.Sprintf("GELUGrad(r%d,exact=%t)", r, op.exact), ranks: []int{r, r, r}}, op.exact}, inputs[0], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ func (op geluGrad) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dx := newDense(dt, in[0].Shape())
+	dx := op.alloc(dt, in[0].Shape())
 	if dt == tensor.Float32 {
 		geluBwd(sl[float32](in[0]), sl[float32](in[1]), sl[float32](dx), op.exact)
 	} else {

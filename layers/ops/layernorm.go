@@ -21,7 +21,7 @@ func LayerNorm(x, gamma, beta *G.Node, eps float64) (*G.Node, error) {
 	if r < 1 {
 		return nil, errors.Errorf("ops.LayerNorm: want a tensor, got shape %v", x.Shape())
 	}
-	return G.ApplyOp(layerNormOp{base{name: fmt.Sprintf("LayerNorm(r%d,eps=%g)", r, eps), ranks: []int{r, 1, 1, r}}, eps}, x, gamma, beta)
+	return G.ApplyOp(layerNormOp{base{out: new(outSlot), name: fmt.Sprintf("LayerNorm(r%d,eps=%g)", r, eps), ranks: []int{r, 1, 1, r}}, eps}, x, gamma, beta)
 }
 
 type layerNormOp struct {
@@ -48,7 +48,7 @@ func (op layerNormOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	y := newDense(dt, in[0].Shape())
+	y := op.alloc(dt, in[0].Shape())
 	if dt == tensor.Float32 {
 		layerNormFwd(sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](y), op.eps)
 	} else {
@@ -91,11 +91,11 @@ func (op layerNormOp) DiffWRT(n int) []bool { return allDiff(n) }
 func (op layerNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	x, gamma := inputs[0], inputs[1]
 	r := x.Dims()
-	dx, err := G.ApplyOp(lnGradX{base{name: fmt.Sprintf("LayerNormGradX(r%d,eps=%g)", r, op.eps), ranks: []int{r, 1, r, r}}, op.eps}, x, gamma, grad)
+	dx, err := G.ApplyOp(lnGradX{base{out: new(outSlot), name: fmt.Sprintf("LayerNormGradX(r%d,eps=%g)", r, op.eps), ranks: []int{r, 1, r, r}}, op.eps}, x, gamma, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.LayerNorm backward (input)")
 	}
-	dg, err := G.ApplyOp(lnGradGamma{base{name: fmt.Sprintf("LayerNormGradScale(r%d,eps=%g)", r, op.eps), ranks: []int{r, r, 1}}, op.eps}, x, grad)
+	dg, err := G.ApplyOp(lnGradGamma{base{out: new(outSlot), name: fmt.Sprintf("LayerNormGradScale(r%d,eps=%g)", r, op.eps), ranks: []int{r, r, 1}}, op.eps}, x, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.LayerNorm backward (scale)")
 	}
@@ -125,7 +125,7 @@ func (op lnGradX) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dx := newDense(dt, in[0].Shape())
+	dx := op.alloc(dt, in[0].Shape())
 	if dt == tensor.Float32 {
 		layerNormBwdX(sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](dx), op.eps)
 	} else {
@@ -177,7 +177,7 @@ func (op lnGradGamma) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	d := in[0].Shape()[in[0].Dims()-1]
-	dg := newDense(dt, tensor.Shape{d})
+	dg := op.alloc(dt, tensor.Shape{d})
 	if dt == tensor.Float32 {
 		layerNormBwdGamma(sl[float32](in[0]), sl[float32](in[1]), sl[float32](dg), op.eps)
 	} else {

@@ -15,7 +15,7 @@ func Linear(x, w, b *G.Node) (*G.Node, error) {
 	if x.Dims() < 2 || w.Dims() != 2 {
 		return nil, errors.Errorf("ops.Linear: want x of rank ≥ 2 and a 2-D weight, got x %v and w %v", x.Shape(), w.Shape())
 	}
-	op := linearOp{base: base{name: fmt.Sprintf("Linear(r%d,bias=%t)", x.Dims(), b != nil)}}
+	op := linearOp{base: base{out: new(outSlot), name: fmt.Sprintf("Linear(r%d,bias=%t)", x.Dims(), b != nil)}}
 	if b != nil {
 		op.ranks = []int{x.Dims(), 2, 1, x.Dims()}
 		return G.ApplyOp(op, x, w, b)
@@ -52,7 +52,7 @@ func (op linearOp) Do(vs ...G.Value) (G.Value, error) {
 	x, w := in[0], in[1]
 	s := x.Shape().Clone()
 	s[len(s)-1] = w.Shape()[0]
-	y := newDense(dt, s)
+	y := op.alloc(dt, s)
 	var b *tensor.Dense
 	if len(in) == 3 {
 		b = in[2]
@@ -85,11 +85,11 @@ func (op linearOp) DiffWRT(n int) []bool { return allDiff(n) }
 func (op linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	x, w := inputs[0], inputs[1]
 	r := x.Dims()
-	dx, err := G.ApplyOp(matmulNN{base{name: fmt.Sprintf("LinearGradX(r%d)", r), ranks: []int{r, 2, r}}}, grad, w)
+	dx, err := G.ApplyOp(matmulNN{base{out: new(outSlot), name: fmt.Sprintf("LinearGradX(r%d)", r), ranks: []int{r, 2, r}}}, grad, w)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.Linear backward (input)")
 	}
-	dw, err := G.ApplyOp(linGradW{base{name: fmt.Sprintf("LinearGradW(r%d)", r), ranks: []int{r, r, 2}}}, grad, x)
+	dw, err := G.ApplyOp(linGradW{base{out: new(outSlot), name: fmt.Sprintf("LinearGradW(r%d)", r), ranks: []int{r, r, 2}}}, grad, x)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.Linear backward (weight)")
 	}
@@ -125,7 +125,7 @@ func (op matmulNN) Do(vs ...G.Value) (G.Value, error) {
 	k, n := b.Shape()[0], b.Shape()[1]
 	s := a.Shape().Clone()
 	s[len(s)-1] = n
-	y := newDense(dt, s)
+	y := op.alloc(dt, s)
 	m := a.Shape().TotalSize() / k
 	if dt == tensor.Float32 {
 		gemmPar(false, false, m, n, k, 1, sl[float32](a), k, sl[float32](b), n, 0, sl[float32](y), n)
@@ -154,7 +154,7 @@ func (op linGradW) Do(vs ...G.Value) (G.Value, error) {
 	dy, x := in[0], in[1]
 	out, inF := dy.Shape()[dy.Dims()-1], x.Shape()[x.Dims()-1]
 	m := x.Shape().TotalSize() / inF
-	y := newDense(dt, tensor.Shape{out, inF})
+	y := op.alloc(dt, tensor.Shape{out, inF})
 	if dt == tensor.Float32 {
 		gemmPar(true, false, out, inF, m, 1, sl[float32](dy), out, sl[float32](x), inF, 0, sl[float32](y), inF)
 	} else {
@@ -166,7 +166,7 @@ func (op linGradW) Do(vs ...G.Value) (G.Value, error) {
 // SumRows sums x (..., n) over every axis but the last, giving (n): the
 // gradient of a bias or of any parameter added to every row.
 func SumRows(x *G.Node) (*G.Node, error) {
-	return G.ApplyOp(sumRowsOp{base{name: fmt.Sprintf("SumRows(r%d)", x.Dims()), ranks: []int{x.Dims(), 1}}}, x)
+	return G.ApplyOp(sumRowsOp{base{out: new(outSlot), name: fmt.Sprintf("SumRows(r%d)", x.Dims()), ranks: []int{x.Dims(), 1}}}, x)
 }
 
 type sumRowsOp struct{ base }
@@ -186,7 +186,7 @@ func (op sumRowsOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	x := in[0]
 	n := x.Shape()[x.Dims()-1]
-	y := newDense(dt, tensor.Shape{n})
+	y := op.alloc(dt, tensor.Shape{n})
 	if dt == tensor.Float32 {
 		sumRows(sl[float32](x), sl[float32](y), n)
 	} else {

@@ -17,7 +17,7 @@ func Patchify(x *G.Node, p int) (*G.Node, error) {
 	if x.Dims() != 4 {
 		return nil, errors.Errorf("ops.Patchify: want images (B, C, H, W), got shape %v", x.Shape())
 	}
-	return G.ApplyOp(patchOp{base{name: fmt.Sprintf("Patchify(p=%d)", p), ranks: []int{4, 3}}, p}, x)
+	return G.ApplyOp(patchOp{base{out: new(outSlot), name: fmt.Sprintf("Patchify(p=%d)", p), ranks: []int{4, 3}}, p}, x)
 }
 
 type patchOp struct {
@@ -44,7 +44,7 @@ func (op patchOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	s := in[0].Shape()
 	b, c, h, w := s[0], s[1], s[2], s[3]
-	y := newDense(dt, tensor.Shape{b, (h / op.p) * (w / op.p), c * op.p * op.p})
+	y := op.alloc(dt, tensor.Shape{b, (h / op.p) * (w / op.p), c * op.p * op.p})
 	if dt == tensor.Float32 {
 		patchCopy(sl[float32](in[0]), sl[float32](y), b, c, h, w, op.p, false)
 	} else {
@@ -82,7 +82,7 @@ func (op patchOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op patchOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	s := inputs[0].Shape()
-	d, err := G.ApplyOp(unpatchOp{base{name: fmt.Sprintf("Unpatchify(p=%d,%v)", op.p, s), ranks: []int{3, 4}}, op.p, s.Clone()}, grad)
+	d, err := G.ApplyOp(unpatchOp{base{out: new(outSlot), name: fmt.Sprintf("Unpatchify(p=%d,%v)", op.p, s), ranks: []int{3, 4}}, op.p, s.Clone()}, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.Patchify backward")
 	}
@@ -104,7 +104,7 @@ func (op unpatchOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	s := op.img
-	x := newDense(dt, s)
+	x := op.alloc(dt, s)
 	if dt == tensor.Float32 {
 		patchCopy(sl[float32](x), sl[float32](in[0]), s[0], s[1], s[2], s[3], op.p, true)
 	} else {

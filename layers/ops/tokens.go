@@ -13,7 +13,7 @@ import (
 // (B, N+1, D) with row 0 = cls + pos[0] and row 1+t = x[t] + pos[1+t].
 // Nothing is broadcast into a full-size copy; the backward sums over the batch.
 func TokenEmbed(x, cls, pos *G.Node) (*G.Node, error) {
-	return G.ApplyOp(tokenOp{base{name: "TokenEmbed", ranks: []int{3, 3, 3, 3}}}, x, cls, pos)
+	return G.ApplyOp(tokenOp{base{out: new(outSlot), name: "TokenEmbed", ranks: []int{3, 3, 3, 3}}}, x, cls, pos)
 }
 
 type tokenOp struct{ base }
@@ -43,7 +43,7 @@ func (op tokenOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	s := in[0].Shape()
-	y := newDense(dt, tensor.Shape{s[0], s[1] + 1, s[2]})
+	y := op.alloc(dt, tensor.Shape{s[0], s[1] + 1, s[2]})
 	if dt == tensor.Float32 {
 		tokenFwd(sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](y), s[0], s[1], s[2])
 	} else {
@@ -70,15 +70,15 @@ func (op tokenOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op tokenOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	xs := inputs[0].Shape()
-	dx, err := G.ApplyOp(dropFirstToken{base{name: "TokenEmbedGradX", ranks: []int{3, 3}}}, grad)
+	dx, err := G.ApplyOp(dropFirstToken{base{out: new(outSlot), name: "TokenEmbedGradX", ranks: []int{3, 3}}}, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.TokenEmbed backward (patches)")
 	}
-	dpos, err := G.ApplyOp(sumBatch{base{name: "SumBatch(tokens=all)", ranks: []int{3, 3}}, false}, grad)
+	dpos, err := G.ApplyOp(sumBatch{base{out: new(outSlot), name: "SumBatch(tokens=all)", ranks: []int{3, 3}}, false}, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.TokenEmbed backward (positions)")
 	}
-	dcls, err := G.ApplyOp(sumBatch{base{name: fmt.Sprintf("SumBatch(tokens=first,%v)", xs), ranks: []int{3, 3}}, true}, grad)
+	dcls, err := G.ApplyOp(sumBatch{base{out: new(outSlot), name: fmt.Sprintf("SumBatch(tokens=first,%v)", xs), ranks: []int{3, 3}}, true}, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.TokenEmbed backward (class token)")
 	}
@@ -103,7 +103,7 @@ func (op dropFirstToken) Do(vs ...G.Value) (G.Value, error) {
 	}
 	s := in[0].Shape()
 	b, t, d := s[0], s[1], s[2]
-	y := newDense(dt, tensor.Shape{b, t - 1, d})
+	y := op.alloc(dt, tensor.Shape{b, t - 1, d})
 	if dt == tensor.Float32 {
 		dropFirst(sl[float32](in[0]), sl[float32](y), b, t, d)
 	} else {
@@ -146,7 +146,7 @@ func (op sumBatch) Do(vs ...G.Value) (G.Value, error) {
 	if op.first {
 		t = 1
 	}
-	y := newDense(dt, tensor.Shape{1, t, d})
+	y := op.alloc(dt, tensor.Shape{1, t, d})
 	if dt == tensor.Float32 {
 		sumOverBatch(sl[float32](in[0]), sl[float32](y), b, s[1]*d, t*d)
 	} else {
@@ -171,7 +171,7 @@ func Pool(x *G.Node, mean bool) (*G.Node, error) {
 	if x.Dims() != 3 {
 		return nil, errors.Errorf("ops.Pool: want tokens (B, T, D), got %v", x.Shape())
 	}
-	return G.ApplyOp(poolOp{base{name: fmt.Sprintf("Pool(mean=%t)", mean), ranks: []int{3, 2}}, mean}, x)
+	return G.ApplyOp(poolOp{base{out: new(outSlot), name: fmt.Sprintf("Pool(mean=%t)", mean), ranks: []int{3, 2}}, mean}, x)
 }
 
 type poolOp struct {
@@ -196,7 +196,7 @@ func (op poolOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	s := in[0].Shape()
-	y := newDense(dt, tensor.Shape{s[0], s[2]})
+	y := op.alloc(dt, tensor.Shape{s[0], s[2]})
 	if dt == tensor.Float32 {
 		poolFwd(sl[float32](in[0]), sl[float32](y), s[0], s[1], s[2], op.mean)
 	} else {
@@ -228,7 +228,7 @@ func (op poolOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op poolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	s := inputs[0].Shape()
-	d, err := G.ApplyOp(unpoolOp{base{name: fmt.Sprintf("PoolGrad(mean=%t,%v)", op.mean, s), ranks: []int{2, 3}}, op.mean, s[1]}, grad)
+	d, err := G.ApplyOp(unpoolOp{base{out: new(outSlot), name: fmt.Sprintf("PoolGrad(mean=%t,%v)", op.mean, s), ranks: []int{2, 3}}, op.mean, s[1]}, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.Pool backward")
 	}
@@ -256,7 +256,7 @@ func (op unpoolOp) Do(vs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	s := in[0].Shape()
-	y := newDense(dt, tensor.Shape{s[0], op.t, s[1]})
+	y := op.alloc(dt, tensor.Shape{s[0], op.t, s[1]})
 	if dt == tensor.Float32 {
 		poolBwd(sl[float32](in[0]), sl[float32](y), s[0], op.t, s[1], op.mean)
 	} else {

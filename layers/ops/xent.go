@@ -16,7 +16,7 @@ func CrossEntropy(logits, target *G.Node) (*G.Node, error) {
 	if logits.Dims() != 2 || !logits.Shape().Eq(target.Shape()) {
 		return nil, errors.Errorf("ops.CrossEntropy: want logits and targets of one shape (B, K), got %v and %v", logits.Shape(), target.Shape())
 	}
-	return G.ApplyOp(xentOp{base{name: "CrossEntropy", ranks: []int{2, 2, 0}}}, logits, target)
+	return G.ApplyOp(xentOp{base{out: new(outSlot), name: "CrossEntropy", ranks: []int{2, 2, 0}}}, logits, target)
 }
 
 type xentOp struct{ base }
@@ -70,7 +70,7 @@ func xentFwd[T Float](z, t []T, k int, grad []T, scale ...float64) float64 {
 func (op xentOp) DiffWRT(n int) []bool { return []bool{true, false} }
 
 func (op xentOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(xentGrad{base{name: "CrossEntropyGrad", ranks: []int{2, 2, 0, 2}}}, inputs[0], inputs[1], grad)
+	d, err := G.ApplyOp(xentGrad{base{out: new(outSlot), name: "CrossEntropyGrad", ranks: []int{2, 2, 0, 2}}}, inputs[0], inputs[1], grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.CrossEntropy backward")
 	}
@@ -97,7 +97,7 @@ func (op xentGrad) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := newDense(dt, in[0].Shape())
+	d := op.alloc(dt, in[0].Shape())
 	k := in[0].Shape()[1]
 	if dt == tensor.Float32 {
 		xentFwd(sl[float32](in[0]), sl[float32](in[1]), k, sl[float32](d), g)
