@@ -7,11 +7,17 @@ import (
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
+
+	"github.com/vitgo/vit/layers/ops/sgemm"
 )
 
+// ownSgemm routes float32 products to this module's SGEMM (Go assembly
+// with AVX2/FMA where the CPU has it) instead of the gonum BLAS.
+var ownSgemm bool
+
 // gemm computes C = alpha·op(A)·op(B) + beta·C on row-major matrices, where
-// op(A) is m×k and op(B) is k×n, through the BLAS that gonum's blas32/blas64
-// packages are set to use (gonum's pure-Go one unless a build swaps it).
+// op(A) is m×k and op(B) is k×n: float32 through package sgemm by default
+// or OpenBLAS with -tags openblas, float64 through gonum's BLAS.
 func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if m == 0 || n == 0 {
 		return
@@ -25,6 +31,10 @@ func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb
 	}
 	switch aa := any(a).(type) {
 	case []float32:
+		if ownSgemm {
+			sgemm.Sgemm(tA, tB, m, n, k, float32(alpha), aa, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+			return
+		}
 		blas32.Implementation().Sgemm(ta, tb, m, n, k, float32(alpha), aa, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
 	case []float64:
 		blas64.Implementation().Dgemm(ta, tb, m, n, k, float64(alpha), aa, lda, any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)

@@ -1,0 +1,40 @@
+package sgemm
+
+//go:generate sh -c "python3 gen_kernel.py > kernel_amd64.s"
+//go:generate sh -c "python3 gen_kernel_go.py > kernel_generic.go"
+
+import "golang.org/x/sys/cpu"
+
+// useAsm reports whether the AVX2/FMA micro-kernel can run on this CPU
+// (the OS must also save the YMM state, which cpu.X86.HasAVX checks).
+var useAsm = cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// kernelAsm is the AVX2/FMA micro-kernel (kernel_amd64.s): it computes the
+// 6×16 tile c[i*ldc+j] = alpha·Σ_p a[p*6+i]·b[p*16+j] + beta·c[i*ldc+j] from
+// packed panels a (k×6) and b (k×16), not reading c when beta == 0.
+//
+//go:noescape
+func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32)
+
+// kernelAsmRows is kernelAsm with A read in place from a row-major matrix:
+// element (i, p) of the 6×k panel is a[i*lda+p].
+//
+//go:noescape
+func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+
+// copyRows16 copies rows×16 floats: dst[r*16+j] = src[r*lds+j].
+//
+//go:noescape
+func copyRows16(dst, src *float32, rows, lds int)
+
+// transpose8 transposes 8×8 blocks into rows 16 floats apart:
+// dst[(8b+p)*16+j] = src[j*lds+8b+p] for b < blocks, p, j < 8.
+//
+//go:noescape
+func transpose8(dst, src *float32, blocks, lds int)
+
+// packAT6 packs panels×6 columns of kc rows of a row-major matrix (row
+// stride lds) into panels of kc×6: dst[r*6*kc+p*6+i] = src[p*lds+r*6+i].
+//
+//go:noescape
+func packAT6(dst, src *float32, panels, kc, lds int)

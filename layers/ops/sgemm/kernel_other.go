@@ -1,0 +1,26 @@
+//go:build !amd64
+
+package sgemm
+
+// useAsm reports whether an assembly micro-kernel is available.
+const useAsm = false
+
+func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32) {
+	panic("sgemm: no assembly kernel on this architecture")
+}
+
+func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32) {
+	panic("sgemm: no assembly kernel on this architecture")
+}
+
+func copyRows16(dst, src *float32, rows, lds int) {
+	panic("sgemm: no assembly kernel on this architecture")
+}
+
+func transpose8(dst, src *float32, blocks, lds int) {
+	panic("sgemm: no assembly kernel on this architecture")
+}
+
+func packAT6(dst, src *float32, panels, kc, lds int) {
+	panic("sgemm: no assembly kernel on this architecture")
+}

@@ -1,0 +1,249 @@
+package sgemm
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+)
+
+// kernels lists the micro-kernels to test on this machine.
+func kernels() []struct {
+	name string
+	asm  bool
+} {
+	ks := []struct {
+		name string
+		asm  bool
+	}{{"go", false}}
+	if useAsm {
+		ks = append(ks, struct {
+			name string
+			asm  bool
+		}{"asm", true})
+	}
+	return ks
+}
+
+// problem is one Sgemm call with its operands.
+type problem struct {
+	tA, tB        bool
+	m, n, k       int
+	alpha, beta   float32
+	a, b, c       []float32
+	lda, ldb, ldc int
+}
+
+func newProblem(rng *rand.Rand, tA, tB bool, m, n, k, pad int, alpha, beta float32) *problem {
+	p := &problem{tA: tA, tB: tB, m: m, n: n, k: k, alpha: alpha, beta: beta}
+	ar, ac := m, k
+	if tA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if tB {
+		br, bc = n, k
+	}
+	p.lda, p.ldb, p.ldc = max(1, ac)+pad, max(1, bc)+pad, max(1, n)+pad
+	p.a = randSlice(rng, ar, ac, p.lda)
+	p.b = randSlice(rng, br, bc, p.ldb)
+	p.c = randSlice(rng, m, n, p.ldc)
+	if beta == 0 {
+		for i := range p.c {
+			p.c[i] = float32(math.NaN())
+		}
+	}
+	return p
+}
+
+// randSlice returns a rows×cols matrix with row stride ld, of values in
+// [-1, 1), trimmed to the minimal length so that reads past the last element
+// panic.
+func randSlice(rng *rand.Rand, rows, cols, ld int) []float32 {
+	if rows == 0 || cols == 0 {
+		return nil
+	}
+	x := make([]float32, (rows-1)*ld+cols)
+	for i := range x {
+		x[i] = 2*rng.Float32() - 1
+	}
+	return x
+}
+
+func (p *problem) opA(i, l int) float32 {
+	if p.tA {
+		return p.a[l*p.lda+i]
+	}
+	return p.a[i*p.lda+l]
+}
+
+func (p *problem) opB(l, j int) float32 {
+	if p.tB {
+		return p.b[j*p.ldb+l]
+	}
+	return p.b[l*p.ldb+j]
+}
+
+// check runs Sgemm with the given kernel and compares C with a float64
+// reference; the padding of C must be untouched.
+func (p *problem) check(t *testing.T, asm bool) {
+	t.Helper()
+	c0 := append([]float32(nil), p.c...)
+	c := append([]float32(nil), p.c...)
+	sgemm(asm, p.tA, p.tB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, c, p.ldc)
+	const eps = 1.0 / (1 << 23)
+	for i := 0; i < p.m; i++ {
+		for j := 0; j < p.ldc && i*p.ldc+j < len(c); j++ {
+			got := c[i*p.ldc+j]
+			if j >= p.n {
+				if math.Float32bits(got) != math.Float32bits(c0[i*p.ldc+j]) {
+					t.Fatalf("%s: padding C[%d][%d] changed", p, i, j)
+				}
+				continue
+			}
+			var sum, abs float64
+			for l := 0; l < p.k; l++ {
+				x := float64(p.opA(i, l)) * float64(p.opB(l, j))
+				sum += x
+				abs += math.Abs(x)
+			}
+			want := float64(p.alpha) * sum
+			tol := float64(p.k+2) * eps * math.Abs(float64(p.alpha)) * abs
+			if p.beta != 0 {
+				cij := float64(c0[i*p.ldc+j])
+				want += float64(p.beta) * cij
+				tol += 2 * eps * math.Abs(float64(p.beta)*cij)
+			}
+			tol += 1e-30
+			if d := math.Abs(float64(got) - want); !(d <= tol) {
+				t.Fatalf("%s: C[%d][%d] = %g, want %g (|diff| %g > tol %g)", p, i, j, got, want, d, tol)
+			}
+		}
+	}
+}
+
+func (p *problem) String() string {
+	return fmt.Sprintf("tA=%v tB=%v m=%d n=%d k=%d alpha=%g beta=%g lda=%d ldb=%d ldc=%d",
+		p.tA, p.tB, p.m, p.n, p.k, p.alpha, p.beta, p.lda, p.ldb, p.ldc)
+}
+
+var scalars = []float32{0, 1, -0.7}
+
+func TestSgemmSmallShapes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	sizes := []int{0, 1, 2, 3, 5, 6, 7, 11, 12, 15, 16, 17, 19, 23, 31, 33, 40}
+	for _, kr := range kernels() {
+		t.Run(kr.name, func(t *testing.T) {
+			for _, tA := range []bool{false, true} {
+				for _, tB := range []bool{false, true} {
+					for trial := 0; trial < 120; trial++ {
+						m := sizes[rng.IntN(len(sizes))]
+						n := sizes[rng.IntN(len(sizes))]
+						k := sizes[rng.IntN(len(sizes))]
+						pad := 0
+						if trial%2 == 1 {
+							pad = 1 + rng.IntN(5)
+						}
+						alpha := scalars[rng.IntN(3)]
+						beta := scalars[rng.IntN(3)]
+						newProblem(rng, tA, tB, m, n, k, pad, alpha, beta).check(t, kr.asm)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestSgemmAllScalars covers every alpha/beta combination on tiles with edges
+// in both directions.
+func TestSgemmAllScalars(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, kr := range kernels() {
+		for _, tA := range []bool{false, true} {
+			for _, tB := range []bool{false, true} {
+				for _, alpha := range append(scalars, 2.5) {
+					for _, beta := range append(scalars, 3) {
+						newProblem(rng, tA, tB, 13, 37, 9, 2, alpha, beta).check(t, kr.asm)
+						newProblem(rng, tA, tB, 12, 32, 1, 0, alpha, beta).check(t, kr.asm)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSgemmBlocking uses shapes that cross the mc, kc and nc block sizes.
+func TestSgemmBlocking(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	shapes := [][3]int{
+		{300, 200, 500},
+		{mcMax + 1, nr*3 + 5, kcMax + 1},
+		{2*mcMax + 7, 33, 2*kcMax + 3},
+		{7, ncMax + 21, 20},
+		{97, 65, 777},
+	}
+	for _, kr := range kernels() {
+		for i, s := range shapes {
+			tA, tB := i%2 == 1, i/2%2 == 1
+			beta := scalars[i%3]
+			newProblem(rng, tA, tB, s[0], s[1], s[2], i%3, -1.3, beta).check(t, kr.asm)
+		}
+		if !testing.Short() {
+			for _, tA := range []bool{false, true} {
+				for _, tB := range []bool{false, true} {
+					newProblem(rng, tA, tB, 300, 200, 500, 3, 1, 0.5).check(t, kr.asm)
+				}
+			}
+		}
+	}
+}
+
+// TestSgemmConcurrent runs two goroutines on disjoint row blocks of C.
+func TestSgemmConcurrent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, tA := range []bool{false, true} {
+		p := newProblem(rng, tA, true, 150, 70, 300, 0, 1, 0)
+		want := make([]float32, len(p.c))
+		Sgemm(p.tA, p.tB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, want, p.ldc)
+		got := make([]float32, len(p.c))
+		for rep := 0; rep < 5; rep++ {
+			var wg sync.WaitGroup
+			for _, r := range [][2]int{{0, 71}, {71, 150}} {
+				wg.Add(1)
+				go func(lo, hi int) {
+					defer wg.Done()
+					aOff := lo * p.lda
+					if tA {
+						aOff = lo
+					}
+					Sgemm(p.tA, p.tB, hi-lo, p.n, p.k, p.alpha, p.a[aOff:], p.lda, p.b, p.ldb, p.beta, got[lo*p.ldc:], p.ldc)
+				}(r[0], r[1])
+			}
+			wg.Wait()
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("tA=%v: element %d: concurrent %g, serial %g", tA, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+func TestSgemmPanics(t *testing.T) {
+	a := make([]float32, 12)
+	for _, f := range []func(){
+		func() { Sgemm(false, false, 3, 4, 4, 1, a, 3, a, 4, 0, a, 4) },  // lda < k
+		func() { Sgemm(false, false, 4, 4, 4, 1, a, 4, a, 4, 0, a, 4) },  // a too short
+		func() { Sgemm(false, false, -1, 4, 4, 1, a, 4, a, 4, 0, a, 4) }, // negative m
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Error("no panic")
+				}
+			}()
+			f()
+		}()
+	}
+}
