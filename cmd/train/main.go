@@ -251,8 +251,15 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	})
 	prog.finish()
 	if errors.Is(err, context.Canceled) {
-		fmt.Fprintf(stderr, "interrupted at step %d of %d; checkpoint saved to %s\nresume with: go run ./cmd/train -data %s -resume %s\n",
-			r.Step, r.TotalSteps(), o.out, o.dataDir, o.out)
+		dataFlags := "-data " + o.dataDir
+		if o.format != "" {
+			dataFlags += " -format " + o.format
+		}
+		if o.coarse {
+			dataFlags += " -coarse"
+		}
+		fmt.Fprintf(stderr, "interrupted at step %d of %d; checkpoint saved to %s\nresume with: go run ./cmd/train %s -out %s -resume %s\n",
+			r.Step, r.TotalSteps(), o.out, dataFlags, o.out, o.out)
 		return 130, nil
 	}
 	if err != nil {
