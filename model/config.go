@@ -109,7 +109,7 @@ func (c Config) String() string {
 	return s
 }
 
-// MarshalConfig returns the config as JSON (as stored in weight files).
+// marshal returns the config as JSON (as stored in weight files).
 func (c Config) marshal() string {
 	b, _ := json.Marshal(c) // a struct of ints, floats, strings and bools cannot fail
 	return string(b)
