@@ -7,6 +7,8 @@ import (
 	"github.com/pkg/errors"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/vitgo/vit/layers/ops/vec"
 )
 
 // Multi-head self-attention in two differentiable ops that read the fused
@@ -107,7 +109,7 @@ func (op attnProbsOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := op.alloc(dt, tensor.Shape{b, op.heads, n, n})
+	p, _ := op.allocFull(dt, tensor.Shape{b, op.heads, n, n})
 	if dt == tensor.Float32 {
 		attnProbsFwd(sl[float32](qkv), sl[float32](p), b, n, d, op.heads)
 	} else {
@@ -134,6 +136,10 @@ func attnProbsFwd[T Float](qkv, p []T, b, n, d, heads int) {
 
 // softmaxRow replaces x by softmax(x), subtracting the row's own maximum.
 func softmaxRow[T Float](x []T) {
+	if x32, ok := any(x).([]float32); ok {
+		vec.Softmax(x32)
+		return
+	}
 	m := x[0]
 	for _, v := range x[1:] {
 		if v > m {
@@ -142,7 +148,7 @@ func softmaxRow[T Float](x []T) {
 	}
 	var sum T
 	for j, v := range x {
-		e := expT(v - m)
+		e := T(math.Exp(float64(v - m)))
 		x[j] = e
 		sum += e
 	}
@@ -256,7 +262,7 @@ func (op attnApplyOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := op.alloc(dt, tensor.Shape{b, n, d})
+	o, _ := op.allocFull(dt, tensor.Shape{b, n, d})
 	if dt == tensor.Float32 {
 		attnApplyFwd(sl[float32](p), sl[float32](qkv), sl[float32](o), b, n, d, op.heads)
 	} else {
@@ -331,7 +337,7 @@ func (op attnApplyGradP) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dp := op.alloc(dt, tensor.Shape{b, op.heads, n, n})
+	dp, _ := op.allocFull(dt, tensor.Shape{b, op.heads, n, n})
 	if dt == tensor.Float32 {
 		attnGradP(sl[float32](do), sl[float32](qkv), sl[float32](dp), b, n, d, op.heads)
 	} else {

@@ -35,20 +35,29 @@ type outSlot struct{ t *tensor.Dense }
 // alloc returns a zeroed output tensor: the op's kept one when its dtype
 // and shape match, else a new one, which is then kept.
 func (b base) alloc(dt tensor.Dtype, s tensor.Shape) *tensor.Dense {
-	if b.out == nil {
-		return newDense(dt, s)
-	}
-	if t := b.out.t; t != nil && t.Dtype() == dt && sameShape(t.Shape(), s) && !t.IsView() {
+	t, reused := b.allocFull(dt, s)
+	if reused {
 		switch d := t.Data().(type) {
 		case []float32:
 			clear(d)
 		case []float64:
 			clear(d)
 		}
-		return t
+	}
+	return t
+}
+
+// allocFull is alloc without the zeroing, for ops that write every element
+// of their output; reused reports whether the tensor is the previous run's.
+func (b base) allocFull(dt tensor.Dtype, s tensor.Shape) (t *tensor.Dense, reused bool) {
+	if b.out == nil {
+		return newDense(dt, s), false
+	}
+	if t := b.out.t; t != nil && t.Dtype() == dt && sameShape(t.Shape(), s) && !t.IsView() {
+		return t, true
 	}
 	b.out.t = newDense(dt, s)
-	return b.out.t
+	return b.out.t, false
 }
 
 func (b base) Arity() int           { return len(b.ranks) - 1 }

@@ -139,7 +139,7 @@ func (op dropOp) Do(vs ...G.Value) (G.Value, error) {
 		units = x.Shape()[0]
 	}
 	op.drawMask(n, units)
-	y := op.alloc(dt, x.Shape())
+	y, _ := op.allocFull(dt, x.Shape())
 	if dt == tensor.Float32 {
 		applyMask(sl[float32](x), sl[float32](y), op.st.mask)
 	} else {
@@ -194,7 +194,7 @@ func (op dropGrad) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	y := op.alloc(dt, in[0].Shape())
+	y, _ := op.allocFull(dt, in[0].Shape())
 	if dt == tensor.Float32 {
 		applyMask(sl[float32](in[0]), sl[float32](y), op.st.mask)
 	} else {

@@ -6,6 +6,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/vitgo/vit/layers/ops/vec"
 )
 
 // GELU applies the Gaussian error linear unit element-wise. exact selects
@@ -42,7 +44,7 @@ func (op geluOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	y := op.alloc(dt, in[0].Shape())
+	y, _ := op.allocFull(dt, in[0].Shape())
 	if dt == tensor.Float32 {
 		geluFwd(sl[float32](in[0]), sl[float32](y), op.exact)
 	} else {
@@ -52,44 +54,21 @@ func (op geluOp) Do(vs ...G.Value) (G.Value, error) {
 }
 
 func geluFwd[T Float](x, y []T, exact bool) {
-	_, f32 := any(x).([]float32)
+	if x32, ok := any(x).([]float32); ok && exact {
+		y32 := any(y).([]float32)
+		parallelFor(len(x), 2, func(lo, hi int) { vec.GELU(y32[lo:hi], x32[lo:hi]) })
+		return
+	}
 	parallelFor(len(x), 20, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
-			switch {
-			case !exact:
-				y[i] = T(0.5 * v * (1 + math.Tanh(sqrt2OverPi*(v+geluC*v*v*v))))
-			case f32:
-				cdf, _ := normCDFPDF(v)
-				y[i] = T(v * cdf)
-			default:
+			if exact {
 				y[i] = T(0.5 * v * (1 + math.Erf(v/sqrt2)))
+			} else {
+				y[i] = T(0.5 * v * (1 + math.Tanh(sqrt2OverPi*(v+geluC*v*v*v))))
 			}
 		}
 	})
-}
-
-// normCDFPDF returns Φ(x) and φ(x) with one exponential, using
-// Abramowitz and Stegun 7.1.26 for erf (absolute error below 1.5e-7, under
-// half a float32 ulp of Φ near its steep part). Only the float32 kernels use
-// it; float64 uses math.Erf.
-func normCDFPDF(x float64) (cdf, pdf float64) {
-	const (
-		p  = 0.3275911
-		a1 = 0.254829592
-		a2 = -0.284496736
-		a3 = 1.421413741
-		a4 = -1.453152027
-		a5 = 1.061405429
-	)
-	z := math.Abs(x) / sqrt2
-	e := expApprox(-z * z) // = exp(−x²/2)
-	t := 1 / (1 + p*z)
-	erf := 1 - ((((a5*t+a4)*t+a3)*t+a2)*t+a1)*t*e
-	if x < 0 {
-		erf = -erf
-	}
-	return 0.5 * (1 + erf), e * invSqrt2Pi
 }
 
 func (op geluOp) DiffWRT(n int) []bool { return allDiff(n) }
@@ -122,7 +101,7 @@ func (op geluGrad) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dx := op.alloc(dt, in[0].Shape())
+	dx, _ := op.allocFull(dt, in[0].Shape())
 	if dt == tensor.Float32 {
 		geluBwd(sl[float32](in[0]), sl[float32](in[1]), sl[float32](dx), op.exact)
 	} else {
@@ -132,20 +111,20 @@ func (op geluGrad) Do(vs ...G.Value) (G.Value, error) {
 }
 
 func geluBwd[T Float](x, dy, dx []T, exact bool) {
-	_, f32 := any(x).([]float32)
+	if x32, ok := any(x).([]float32); ok && exact {
+		dy32, dx32 := any(dy).([]float32), any(dx).([]float32)
+		parallelFor(len(x), 2, func(lo, hi int) { vec.GELUGrad(dx32[lo:hi], x32[lo:hi], dy32[lo:hi]) })
+		return
+	}
 	parallelFor(len(x), 30, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := float64(x[i])
 			var d float64
-			switch {
-			case !exact:
+			if exact {
+				d = 0.5*(1+math.Erf(v/sqrt2)) + v*invSqrt2Pi*math.Exp(-0.5*v*v)
+			} else {
 				t := math.Tanh(sqrt2OverPi * (v + geluC*v*v*v))
 				d = 0.5*(1+t) + 0.5*v*(1-t*t)*sqrt2OverPi*(1+3*geluC*v*v)
-			case f32:
-				cdf, pdf := normCDFPDF(v)
-				d = cdf + v*pdf
-			default:
-				d = 0.5*(1+math.Erf(v/sqrt2)) + v*invSqrt2Pi*math.Exp(-0.5*v*v)
 			}
 			dx[i] = T(d * float64(dy[i]))
 		}

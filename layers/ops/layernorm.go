@@ -48,7 +48,7 @@ func (op layerNormOp) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	y := op.alloc(dt, in[0].Shape())
+	y, _ := op.allocFull(dt, in[0].Shape())
 	if dt == tensor.Float32 {
 		layerNormFwd(sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](y), op.eps)
 	} else {
@@ -125,7 +125,7 @@ func (op lnGradX) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	dx := op.alloc(dt, in[0].Shape())
+	dx, _ := op.allocFull(dt, in[0].Shape())
 	if dt == tensor.Float32 {
 		layerNormBwdX(sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](dx), op.eps)
 	} else {

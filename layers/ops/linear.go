@@ -52,7 +52,7 @@ func (op linearOp) Do(vs ...G.Value) (G.Value, error) {
 	x, w := in[0], in[1]
 	s := x.Shape().Clone()
 	s[len(s)-1] = w.Shape()[0]
-	y := op.alloc(dt, s)
+	y, _ := op.allocFull(dt, s)
 	var b *tensor.Dense
 	if len(in) == 3 {
 		b = in[2]
@@ -72,9 +72,11 @@ func linearFwd[T Float](x, w, b, y *tensor.Dense) {
 	beta := T(0)
 	if b != nil {
 		bs := sl[T](b)
-		for r := 0; r < m; r++ {
-			copy(ys[r*out:(r+1)*out], bs)
-		}
+		parallelFor(m, out, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				copy(ys[r*out:(r+1)*out], bs)
+			}
+		})
 		beta = 1
 	}
 	gemmPar(false, true, m, out, in, 1, sl[T](x), in, sl[T](w), in, beta, ys, out)
@@ -125,7 +127,7 @@ func (op matmulNN) Do(vs ...G.Value) (G.Value, error) {
 	k, n := b.Shape()[0], b.Shape()[1]
 	s := a.Shape().Clone()
 	s[len(s)-1] = n
-	y := op.alloc(dt, s)
+	y, _ := op.allocFull(dt, s)
 	m := a.Shape().TotalSize() / k
 	if dt == tensor.Float32 {
 		gemmPar(false, false, m, n, k, 1, sl[float32](a), k, sl[float32](b), n, 0, sl[float32](y), n)
@@ -154,7 +156,7 @@ func (op linGradW) Do(vs ...G.Value) (G.Value, error) {
 	dy, x := in[0], in[1]
 	out, inF := dy.Shape()[dy.Dims()-1], x.Shape()[x.Dims()-1]
 	m := x.Shape().TotalSize() / inF
-	y := op.alloc(dt, tensor.Shape{out, inF})
+	y, _ := op.allocFull(dt, tensor.Shape{out, inF})
 	if dt == tensor.Float32 {
 		gemmPar(true, false, out, inF, m, 1, sl[float32](dy), out, sl[float32](x), inF, 0, sl[float32](y), inF)
 	} else {

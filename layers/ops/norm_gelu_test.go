@@ -107,20 +107,3 @@ func TestGELUFloat32(t *testing.T) {
 		t.Fatalf("float32 GELU off: %.2e forward, %.2e derivative", maxY, maxD)
 	}
 }
-
-// TestExpApprox: the float32 kernels' exponential is within 3e-9 relative
-// of math.Exp over the range they use, and handles the edges.
-func TestExpApprox(t *testing.T) {
-	var worst float64
-	for x := -100.0; x <= 88; x += 0.001 {
-		e, want := expApprox(x), math.Exp(x)
-		worst = math.Max(worst, math.Abs(e-want)/want)
-	}
-	t.Logf("max relative error %.2e", worst)
-	if worst > 3e-9 {
-		t.Fatalf("expApprox: relative error %.2e", worst)
-	}
-	if expApprox(-1000) != 0 || !math.IsInf(expApprox(1000), 1) || !math.IsNaN(expApprox(math.NaN())) || expApprox(0) != 1 {
-		t.Fatal("expApprox edge cases")
-	}
-}

@@ -44,7 +44,7 @@ func (op patchOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	s := in[0].Shape()
 	b, c, h, w := s[0], s[1], s[2], s[3]
-	y := op.alloc(dt, tensor.Shape{b, (h / op.p) * (w / op.p), c * op.p * op.p})
+	y, _ := op.allocFull(dt, tensor.Shape{b, (h / op.p) * (w / op.p), c * op.p * op.p})
 	if dt == tensor.Float32 {
 		patchCopy(sl[float32](in[0]), sl[float32](y), b, c, h, w, op.p, false)
 	} else {

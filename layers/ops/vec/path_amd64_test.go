@@ -1,0 +1,17 @@
+package vec
+
+import "testing"
+
+// forEachPath runs check with the assembly kernels (when the CPU has them)
+// and with the pure-Go code.
+func forEachPath(t *testing.T, check func(*testing.T)) {
+	saved := useAsm
+	defer func() { useAsm = saved }()
+	if saved {
+		t.Run("asm", check)
+	} else {
+		t.Log("no AVX2/FMA: assembly not tested")
+	}
+	useAsm = false
+	t.Run("go", check)
+}

@@ -1,0 +1,147 @@
+// Package vec holds the float32 element-wise kernels that dominate a small
+// ViT's training step once the matrix products are fast: e^x (for softmax)
+// and the exact GELU with its derivative. On amd64 with AVX2 and FMA they run
+// eight lanes at a time in assembly (vec_amd64.s, written by gen_vec.py); the
+// pure-Go code below computes the same formulas one element at a time and is
+// used elsewhere.
+//
+// Accuracy: e^x within 2 float32 ulps for x in [-87, 88] (inputs beyond are
+// clamped to that range, so e^x never overflows to +Inf and very small
+// results stay at about 1e-38 instead of going to 0); Φ(x) in GELU within
+// 2e-7 absolute (Abramowitz and Stegun 7.1.26). NaN inputs give NaN outputs.
+package vec
+
+import "math"
+
+// Exp sets dst[i] = e^src[i] for every i < len(src).
+func Exp(dst, src []float32) {
+	ExpShiftSum(dst, src, 0)
+}
+
+// ExpShiftSum sets dst[i] = e^(src[i]−m) for every i < len(src) and returns
+// the sum of the results. dst may be src.
+func ExpShiftSum(dst, src []float32, m float32) float32 {
+	n := len(src)
+	if n == 0 {
+		return 0
+	}
+	_ = dst[n-1]
+	if useAsm {
+		return expShiftSum(&dst[0], &src[0], n, m)
+	}
+	var s float32
+	for i, v := range src {
+		e := exp32(v - m)
+		dst[i] = e
+		s += e
+	}
+	return s
+}
+
+// Softmax replaces x by softmax(x), subtracting the largest element first.
+func Softmax(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	m := x[0]
+	for _, v := range x[1:] {
+		if v > m {
+			m = v
+		}
+	}
+	inv := 1 / ExpShiftSum(x, x, m)
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// GELU sets y[i] = x[i]·Φ(x[i]) for every i < len(x).
+func GELU(y, x []float32) {
+	n := len(x)
+	if n == 0 {
+		return
+	}
+	_ = y[n-1]
+	if useAsm {
+		geluFwd(&y[0], &x[0], n)
+		return
+	}
+	for i, v := range x {
+		cdf, _ := normCDFPDF(v)
+		y[i] = v * cdf
+	}
+}
+
+// GELUGrad sets dx[i] = dy[i]·GELU′(x[i]) = dy[i]·(Φ(x[i]) + x[i]·φ(x[i])).
+func GELUGrad(dx, x, dy []float32) {
+	n := len(x)
+	if n == 0 {
+		return
+	}
+	_, _ = dx[n-1], dy[n-1]
+	if useAsm {
+		geluBwd(&dx[0], &x[0], &dy[0], n)
+		return
+	}
+	for i, v := range x {
+		cdf, pdf := normCDFPDF(v)
+		dx[i] = dy[i] * (cdf + v*pdf)
+	}
+}
+
+// Constants of the exponential (Cephes' single-precision expf).
+const (
+	expHi  = 88.0
+	expLo  = -87.0
+	log2e  = 1.4426950408889634
+	expC1  = 0.693359375
+	expC2  = -2.12194440e-4
+	expP0  = 1.9875691500e-4
+	expP1  = 1.3981999507e-3
+	expP2  = 8.3334519073e-3
+	expP3  = 4.1665795894e-2
+	expP4  = 1.6666665459e-1
+	expP5  = 5.0000001201e-1
+	rsqrt2 = 0.7071067811865476
+	// Abramowitz and Stegun 7.1.26.
+	asP  = 0.3275911
+	asA1 = 0.254829592
+	asA2 = -0.284496736
+	asA3 = 1.421413741
+	asA4 = -1.453152027
+	asA5 = 1.061405429
+	// 1/√(2π)
+	rsqrt2pi = 0.3989422804014327
+)
+
+// exp32 is the scalar form of the assembly exponential.
+func exp32(x float32) float32 {
+	if x != x {
+		return x
+	}
+	x = min(max(x, expLo), expHi)
+	n := float32(math.RoundToEven(float64(x * log2e)))
+	r := x - n*expC1
+	r -= n * expC2
+	p := float32(expP0)
+	p = p*r + expP1
+	p = p*r + expP2
+	p = p*r + expP3
+	p = p*r + expP4
+	p = p*r + expP5
+	p = p*(r*r) + r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// normCDFPDF returns Φ(x) and φ(x) = e^(−x²/2)/√(2π), as the assembly does.
+func normCDFPDF(x float32) (cdf, pdf float32) {
+	z := float32(math.Abs(float64(x))) * rsqrt2
+	e := exp32(-z * z)
+	t := 1 / (1 + asP*z)
+	q := ((((asA5*t+asA4)*t+asA3)*t+asA2)*t + asA1) * t * e * 0.5
+	cdf = 1 - q
+	if math.Signbit(float64(x)) {
+		cdf = q
+	}
+	return cdf, e * rsqrt2pi
+}

@@ -1,0 +1,188 @@
+package vec
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+)
+
+// ulps returns the distance between a and the float32 nearest to want, in
+// units of the float32 spacing at want.
+func ulps(a float32, want float64) float64 {
+	w := float32(want)
+	ulp := math.Nextafter32(w, float32(math.Inf(1))) - w
+	return math.Abs(float64(a)-want) / float64(ulp)
+}
+
+// inputs returns values spread over [lo, hi] plus a few special ones.
+func inputs(n int, lo, hi float64, seed int64) []float32 {
+	r := rand.New(rand.NewSource(seed))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(lo + (hi-lo)*r.Float64())
+	}
+	return x
+}
+
+func checkExp(t *testing.T) {
+	t.Helper()
+	x := inputs(10007, -87, 88, 1)
+	x = append(x, 0, -0, 1, -1, 0.5, -0.34657359, 0.34657359, 88, -87)
+	y := make([]float32, len(x))
+	ExpShiftSum(y, x, 0)
+	worst := 0.0
+	for i, v := range x {
+		e := math.Exp(float64(v))
+		if u := ulps(y[i], e); u > worst {
+			worst = u
+		}
+	}
+	if worst > 2 {
+		t.Errorf("e^x: worst error %.2f ulp, want ≤ 2", worst)
+	}
+	// The sum, over inputs small enough for it not to overflow.
+	xs := inputs(1000, -60, 60, 2)
+	sum := ExpShiftSum(make([]float32, len(xs)), xs, 0)
+	var want float64
+	for _, v := range xs {
+		want += math.Exp(float64(v))
+	}
+	if math.Abs(float64(sum)-want) > 1e-5*want {
+		t.Errorf("sum %g, want %g", sum, want)
+	}
+	// Shifted, in place, every tail length.
+	for n := 0; n <= 19; n++ {
+		src := inputs(n, -10, 10, int64(n))
+		dst := append([]float32(nil), src...)
+		guard := append(dst, 12345) // a value past the end must not change
+		s := ExpShiftSum(guard[:n], guard[:n], 3)
+		var ref float64
+		for i, v := range src {
+			e := math.Exp(float64(v - 3)) // the shift is a float32 subtraction
+			ref += e
+			if ulps(guard[i], e) > 2 {
+				t.Fatalf("n=%d: e^(%g−3) = %g, want %g", n, v, guard[i], e)
+			}
+		}
+		if guard[n] != 12345 {
+			t.Fatalf("n=%d: wrote past the end", n)
+		}
+		if math.Abs(float64(s)-ref) > 1e-5*ref+1e-30 {
+			t.Fatalf("n=%d: sum %g, want %g", n, s, ref)
+		}
+	}
+	// Special values.
+	sp := []float32{float32(math.NaN()), -1000, 1000, float32(math.Inf(-1)), float32(math.Inf(1))}
+	out := make([]float32, len(sp))
+	Exp(out, sp)
+	if !math.IsNaN(float64(out[0])) {
+		t.Errorf("e^NaN = %g, want NaN", out[0])
+	}
+	if !(out[1] >= 0 && out[1] < 2e-38) || !(out[3] >= 0 && out[3] < 2e-38) {
+		t.Errorf("e^-1000, e^-Inf = %g, %g, want about 0", out[1], out[3])
+	}
+	if !(out[2] > 1e38) || math.IsInf(float64(out[2]), 0) || !(out[4] > 1e38) {
+		t.Errorf("e^1000, e^Inf = %g, %g, want the clamped e^88", out[2], out[4])
+	}
+}
+
+func geluRef(x float64) (y, d float64) {
+	cdf := 0.5 * (1 + math.Erf(x/math.Sqrt2))
+	pdf := math.Exp(-0.5*x*x) / math.Sqrt(2*math.Pi)
+	return x * cdf, cdf + x*pdf
+}
+
+func checkGELU(t *testing.T) {
+	t.Helper()
+	for _, n := range []int{0, 1, 7, 8, 9, 15, 16, 17, 1000, 4099} {
+		x := inputs(n, -9, 9, int64(n))
+		if n > 10 {
+			x[0], x[1], x[2], x[3] = 0, float32(math.Copysign(0, -1)), 30, -30
+		}
+		dy := inputs(n, -2, 2, int64(n+1))
+		y := make([]float32, n+1)
+		dx := make([]float32, n+1)
+		y[n], dx[n] = 777, 777
+		GELU(y[:n], x)
+		GELUGrad(dx[:n], x, dy)
+		if y[n] != 777 || dx[n] != 777 {
+			t.Fatalf("n=%d: wrote past the end", n)
+		}
+		for i, v := range x {
+			wy, wd := geluRef(float64(v))
+			// Φ is accurate to 2e-7 absolute; y = x·Φ and the derivative
+			// inherit it scaled by |x|, plus float32 rounding.
+			tol := 3e-7*math.Max(1, math.Abs(float64(v))) + 2e-7*math.Abs(wy)
+			if math.Abs(float64(y[i])-wy) > tol {
+				t.Fatalf("n=%d: GELU(%g) = %g, want %g", n, v, y[i], wy)
+			}
+			wdx := wd * float64(dy[i])
+			tol = (3e-7*math.Max(1, math.Abs(float64(v))) + 2e-7*math.Abs(wd)) * math.Max(1, math.Abs(float64(dy[i])))
+			if math.Abs(float64(dx[i])-wdx) > tol {
+				t.Fatalf("n=%d: GELU'(%g)·%g = %g, want %g", n, v, dy[i], dx[i], wdx)
+			}
+		}
+	}
+	nan := float32(math.NaN())
+	y := make([]float32, 3)
+	GELU(y, []float32{nan, float32(math.Inf(1)), 1})
+	if !math.IsNaN(float64(y[0])) || !math.IsInf(float64(y[1]), 1) {
+		t.Errorf("GELU(NaN), GELU(+Inf) = %g, %g, want NaN, +Inf", y[0], y[1])
+	}
+	GELUGrad(y, []float32{nan, 1, 1}, []float32{1, nan, 1})
+	if !math.IsNaN(float64(y[0])) || !math.IsNaN(float64(y[1])) {
+		t.Errorf("GELU' with NaN input or gradient = %g, %g, want NaN", y[0], y[1])
+	}
+}
+
+func checkSoftmax(t *testing.T) {
+	t.Helper()
+	for _, n := range []int{1, 5, 50, 197} {
+		x := inputs(n, -30, 30, int64(n))
+		x[0] = 1e4 // a large logit must not overflow
+		ref := make([]float64, n)
+		var s float64
+		for i, v := range x {
+			ref[i] = math.Exp(float64(v) - 1e4)
+			s += ref[i]
+		}
+		Softmax(x)
+		for i := range x {
+			if math.Abs(float64(x[i])-ref[i]/s) > 1e-6 {
+				t.Fatalf("n=%d: softmax[%d] = %g, want %g", n, i, x[i], ref[i]/s)
+			}
+		}
+	}
+}
+
+func TestExp(t *testing.T)     { forEachPath(t, checkExp) }
+func TestGELU(t *testing.T)    { forEachPath(t, checkGELU) }
+func TestSoftmax(t *testing.T) { forEachPath(t, checkSoftmax) }
+
+func BenchmarkExp(b *testing.B) {
+	x := inputs(4096, -20, 0, 1)
+	y := make([]float32, len(x))
+	for i := 0; i < b.N; i++ {
+		ExpShiftSum(y, x, 0)
+	}
+	b.ReportMetric(float64(b.N*len(x))/b.Elapsed().Seconds()/1e6, "Melem/s")
+}
+
+func BenchmarkGELU(b *testing.B) {
+	x := inputs(4096, -5, 5, 1)
+	y := make([]float32, len(x))
+	for i := 0; i < b.N; i++ {
+		GELU(y, x)
+	}
+	b.ReportMetric(float64(b.N*len(x))/b.Elapsed().Seconds()/1e6, "Melem/s")
+}
+
+func BenchmarkGELUGrad(b *testing.B) {
+	x := inputs(4096, -5, 5, 1)
+	dy := inputs(4096, -1, 1, 2)
+	y := make([]float32, len(x))
+	for i := 0; i < b.N; i++ {
+		GELUGrad(y, x, dy)
+	}
+	b.ReportMetric(float64(b.N*len(x))/b.Elapsed().Seconds()/1e6, "Melem/s")
+}
