@@ -48,6 +48,7 @@ func (e errPrinted) Unwrap() error { return e.error }
 // options are the command line's settings.
 type options struct {
 	dataDir, format, preset, out, resume, metrics string
+	classes                                       string
 	cfg                                           train.Config
 	patch, dim, depth, heads, mlpDim              int
 	dropout, attnDropout, dropPath                float64
@@ -73,6 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	c := &o.cfg
 	fs.StringVar(&o.dataDir, "data", "testdata/fashion-sample", "dataset `dir`: CIFAR-10/100 binary, IDX files, or train/ and test/ image folders")
 	fs.StringVar(&o.format, "format", "", "data format: cifar10, cifar100, idx or folder (default: detected)")
+	fs.StringVar(&o.classes, "classes", "", "class names `file`, one per line in label order (e.g. for IDX data, which has none)")
 	fs.BoolVar(&o.coarse, "coarse", false, "CIFAR-100: train on the 20 coarse labels")
 	fs.StringVar(&o.preset, "preset", defaultPreset, "model preset: "+defaultPreset+", "+strings.Join(model.Presets(), ", ")+" (image size, channels and classes follow the data)")
 	fs.IntVar(&o.patch, "patch", 0, "patch size (overrides the preset)")
@@ -149,7 +151,7 @@ func (o *options) modelConfig(d *data.Dataset) (model.Config, error) {
 func (o *options) checkResumeFlags(stored train.Config) error {
 	var clash []string
 	for _, name := range []string{"preset", "patch", "dim", "depth", "heads", "mlp-dim", "dropout", "attn-dropout", "drop-path",
-		"pool", "gelu", "batch", "eval-batch", "lr", "min-lr", "wd", "warmup", "smoothing", "clip", "pad", "no-flip", "seed", "skip-nan"} {
+		"pool", "gelu", "classes", "batch", "eval-batch", "lr", "min-lr", "wd", "warmup", "smoothing", "clip", "pad", "no-flip", "seed", "skip-nan"} {
 		if o.set[name] {
 			clash = append(clash, "-"+name)
 		}
@@ -176,6 +178,13 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	trainSet, testSet, format, err := data.Load(o.dataDir, data.Options{Format: o.format, Coarse: o.coarse, ImageSize: folderSize(o), Channels: 0})
 	if err != nil {
 		return 1, err
+	}
+	if o.classes != "" {
+		names, err := readClasses(o.classes, len(trainSet.Classes))
+		if err != nil {
+			return 1, err
+		}
+		trainSet.Classes, testSet.Classes = names, names
 	}
 	fmt.Fprintf(stdout, "data: %s (%s): %d training and %d test images, %d×%d×%d, %d classes, loaded in %.1fs\n",
 		o.dataDir, format, trainSet.N, testSet.N, trainSet.C, trainSet.H, trainSet.W, len(trainSet.Classes), time.Since(start).Seconds())
@@ -272,6 +281,25 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	fmt.Fprintf(stdout, "done in %s: test accuracy %.2f%% (best %.2f%%), test loss %.4f\ncheckpoint: %s (best: %s), metrics: %s\n",
 		time.Since(start).Round(time.Second), 100*last.TestAcc, 100*r.BestAcc, last.TestLoss, o.out, best, o.metrics)
 	return 0, nil
+}
+
+// readClasses reads one class name per line (blank lines and surrounding
+// space ignored) and checks that there is one per class of the data.
+func readClasses(path string, want int) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("-classes: %v", err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			names = append(names, line)
+		}
+	}
+	if len(names) != want {
+		return nil, fmt.Errorf("-classes %s has %d names; the data has %d classes", path, len(names), want)
+	}
+	return names, nil
 }
 
 // folderSize is the image size to resize image folders to.

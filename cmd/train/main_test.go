@@ -13,6 +13,10 @@ import (
 // non-zero status, never a panic.
 func TestFlagErrors(t *testing.T) {
 	dir := t.TempDir()
+	classes3 := filepath.Join(dir, "three.txt")
+	if err := os.WriteFile(classes3, []byte("a\nb\n\n c \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		args []string
 		code int
@@ -26,6 +30,8 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-patch", "5", "-out", filepath.Join(dir, "a.safetensors")}, 2, "do not divide into 5×5 patches"},
 		{[]string{"-lr", "-1", "-out", filepath.Join(dir, "a.safetensors")}, 2, "learning rate must be positive"},
 		{[]string{"-heads", "3", "-out", filepath.Join(dir, "a.safetensors")}, 2, "Dim 64 is not divisible by Config.Heads 3"},
+		{[]string{"-classes", filepath.Join(dir, "none.txt")}, 1, "-classes: open"},
+		{[]string{"-classes", classes3, "-out", filepath.Join(dir, "a.safetensors")}, 1, "has 3 names; the data has 10 classes"},
 		{[]string{"-resume", filepath.Join(dir, "missing.safetensors"), "-out", filepath.Join(dir, "a.safetensors")}, 1, "missing.safetensors"},
 	}
 	for _, c := range cases {
@@ -49,7 +55,7 @@ func TestTrainAndResume(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "vit.safetensors")
 	base := []string{"-data", "../../testdata/fashion-sample", "-out", out}
-	small := append(base, "-epochs", "1", "-dim", "16", "-depth", "1", "-heads", "2", "-mlp-dim", "16", "-batch", "250")
+	small := append(base, "-classes", "../../testdata/fashion-mnist/classes.txt", "-epochs", "1", "-dim", "16", "-depth", "1", "-heads", "2", "-mlp-dim", "16", "-batch", "250")
 	var so, se bytes.Buffer
 	if code, err := run(small, &so, &se); code != 0 || err != nil {
 		t.Fatalf("exit %d, %v\n%s%s", code, err, so.String(), se.String())
@@ -71,6 +77,9 @@ func TestTrainAndResume(t *testing.T) {
 		if _, ok := m[k]; !ok {
 			t.Errorf("metrics lack %q: %v", k, m)
 		}
+	}
+	if ck, err := os.ReadFile(out); err != nil || !bytes.Contains(ck, []byte("Ankle boot")) {
+		t.Errorf("the checkpoint lacks the -classes names (%v)", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "vit.best.safetensors")); err != nil {
 		t.Errorf("no best checkpoint: %v", err)
