@@ -2,7 +2,9 @@ package model
 
 import (
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -78,7 +80,7 @@ func readSafetensors(path string) (tensors map[string]Tensor, meta map[string]st
 	}
 	size := fi.Size()
 	if size < 8 {
-		return nil, nil, errors.Errorf("model: read safetensors %s: file is %d bytes, expected at least 8 for the header length", path, size)
+		return nil, nil, errors.Errorf("model: read safetensors %s: file is %d bytes, expected at least 8 for the header length (truncated, or not a safetensors file)", path, size)
 	}
 	var lenBuf [8]byte
 	if _, err := io.ReadFull(f, lenBuf[:]); err != nil {
@@ -89,7 +91,7 @@ func readSafetensors(path string) (tensors map[string]Tensor, meta map[string]st
 		return nil, nil, errors.Errorf("model: read safetensors %s: header length %d exceeds the limit of %d bytes", path, n, maxSafetensorsHeader)
 	}
 	if n > uint64(size-8) {
-		return nil, nil, errors.Errorf("model: read safetensors %s: header length %d runs past the end of the %d-byte file (at most %d available)", path, n, size, size-8)
+		return nil, nil, errors.Errorf("model: read safetensors %s: header length %d runs past the end of the %d-byte file (at most %d available): the file is truncated or its header length is damaged", path, n, size, size-8)
 	}
 	if uint64(size) > uint64(math.MaxInt) {
 		return nil, nil, errors.Errorf("model: read safetensors %s: file of %d bytes is too large", path, size)
@@ -141,6 +143,7 @@ func parseSafetensors(path string, buf []byte) (tensors map[string]Tensor, meta 
 	sort.Strings(names)
 
 	tensors = make(map[string]Tensor, len(infos))
+	entries := make([]stEntry, 0, len(names))
 	for _, name := range names {
 		info := infos[name]
 		size, ok := stDTypeSize[info.DType]
@@ -160,19 +163,79 @@ func parseSafetensors(path string, buf []byte) (tensors map[string]Tensor, meta 
 		}
 		b, e := info.DataOffsets[0], info.DataOffsets[1]
 		if b > e || e > uint64(len(data)) {
-			return nil, nil, errors.Errorf("model: read safetensors %s: tensor %q has data offsets [%d, %d], expected within the %d-byte data section", path, name, b, e, len(data))
+			return nil, nil, errors.Errorf("model: read safetensors %s: tensor %q has data offsets [%d, %d], expected within the %d-byte data section: the file is truncated or its header is damaged", path, name, b, e, len(data))
 		}
 		if hi, lo := bits.Mul64(uint64(count), uint64(size)); hi != 0 || lo != e-b {
 			return nil, nil, errors.Errorf("model: read safetensors %s: tensor %q of shape %v and dtype %s needs %d bytes, found %d", path, name, shape, info.DType, uint64(count)*uint64(size), e-b)
 		}
 		tensors[name] = Tensor{Shape: shape, Data: decodeFloats(info.DType, data[b:e], count)}
+		entries = append(entries, stEntry{name, info.DType.String(), info.Shape, data[b:e]})
 	}
 
 	meta = make(map[string]string, len(md.Metadata()))
 	for k, v := range md.Metadata() {
 		meta[k] = v
 	}
+	want, ok := meta[ChecksumKey]
+	if _, ours := meta[metaConfig]; ours && !ok {
+		return nil, nil, errors.Errorf("model: read safetensors %s: the file has this package's %q metadata but no %q entry: "+
+			"it is damaged, or was saved by a version from before checksums", path, metaConfig, ChecksumKey)
+	}
+	if ok {
+		if got := stChecksum(entries, meta); got != want {
+			return nil, nil, errors.Errorf("model: read safetensors %s: checksum mismatch: the file is corrupt (altered or damaged after it was written); "+
+				"stored %s, computed %s", path, want, got)
+		}
+		delete(meta, ChecksumKey) // verified; callers see only their own metadata
+	}
 	return tensors, meta, nil
+}
+
+// ChecksumKey is the metadata key under which every file this package
+// writes carries a SHA-256 of its tensors and other metadata. Files without
+// it (from PyTorch, timm, Hugging Face) are read unchecked.
+const ChecksumKey = "checksum"
+
+// stEntry is one tensor as the checksum sees it: its raw bytes as stored.
+type stEntry struct {
+	name, dtype string
+	shape       []uint64
+	data        []byte
+}
+
+// stChecksum hashes the tensors (in name order: name, dtype, shape and
+// bytes) and the metadata other than the checksum itself (in key order),
+// every field length-prefixed. It depends on the content only, not on the
+// header's layout.
+func stChecksum(entries []stEntry, meta map[string]string) string {
+	sort.Slice(entries, func(i, j int) bool { return entries[i].name < entries[j].name })
+	h := sha256.New()
+	var num [binary.MaxVarintLen64]byte
+	put := func(b []byte) {
+		h.Write(num[:binary.PutUvarint(num[:], uint64(len(b)))])
+		h.Write(b)
+	}
+	for _, e := range entries {
+		put([]byte(e.name))
+		put([]byte(e.dtype))
+		h.Write(num[:binary.PutUvarint(num[:], uint64(len(e.shape)))])
+		for _, d := range e.shape {
+			h.Write(num[:binary.PutUvarint(num[:], d)])
+		}
+		put(e.data)
+	}
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		if k != ChecksumKey {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		put([]byte(k))
+		put([]byte(meta[k]))
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
 // diagnoseHeader looks for the first (by name) tensor whose header entry is
@@ -213,7 +276,7 @@ func diagnoseHeader(header []byte, dataLen uint64) string {
 		}
 		b, end := e.DataOffsets[0], e.DataOffsets[1]
 		if b > end || end > dataLen {
-			return fmt.Sprintf("tensor %q has data offsets [%d, %d], expected within the %d-byte data section", name, b, end, dataLen)
+			return fmt.Sprintf("tensor %q has data offsets [%d, %d], expected within the %d-byte data section: the file is truncated or its header is damaged", name, b, end, dataLen)
 		}
 		count := uint64(1)
 		for _, d := range e.Shape {
@@ -245,6 +308,9 @@ func diagnoseHeader(header []byte, dataLen uint64) string {
 		pos = sp.end
 	}
 	if pos != dataLen {
+		if pos > dataLen {
+			return fmt.Sprintf("tensors need %d data bytes, but the file has %d: the file is truncated", pos, dataLen)
+		}
 		return fmt.Sprintf("tensors cover %d bytes, but the data section has %d", pos, dataLen)
 	}
 	return ""
@@ -355,10 +421,15 @@ func writeSafetensors(path string, names []string, tensors map[string]Tensor, dt
 		}
 		views[name] = v
 	}
-	var info map[string]string
-	if len(meta) > 0 {
-		info = meta
+	info := make(map[string]string, len(meta)+1)
+	for k, v := range meta {
+		info[k] = v
 	}
+	entries := make([]stEntry, 0, len(views))
+	for name, v := range views {
+		entries = append(entries, stEntry{name, v.dtype.String(), v.shape, v.data})
+	}
+	info[ChecksumKey] = stChecksum(entries, info)
 
 	dir, base := filepath.Split(path)
 	if dir == "" {

@@ -1,0 +1,87 @@
+package model
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+)
+
+// savedCheckpoint writes a small model's checkpoint and returns its bytes.
+func savedCheckpoint(t *testing.T) []byte {
+	t.Helper()
+	cfg := Config{ImageSize: 8, PatchSize: 4, Channels: 1, Dim: 8, Depth: 1, Heads: 2, MLPDim: 8, NumClasses: 3}
+	m, err := New(G.NewGraph(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ck.safetensors")
+	if err := m.SaveCheckpoint(path, map[string]Tensor{"train.step": {Shape: []int{}, Data: []float64{42}}}, map[string]string{"note": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestChecksumDetectsDamage: a checkpoint carries a checksum; every flipped
+// bit in its data is refused as a checksum mismatch, a flipped bit in its
+// header is refused or leaves the content exactly as written (JSON keys
+// are matched without regard to case), and every truncation is refused.
+func TestChecksumDetectsDamage(t *testing.T) {
+	good := savedCheckpoint(t)
+	read := func(b []byte) (map[string]Tensor, map[string]string, error) {
+		return parseSafetensors("ck.safetensors", b)
+	}
+	want, wantMeta, err := read(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := wantMeta[ChecksumKey]; ok || wantMeta["note"] != "x" {
+		t.Fatalf("metadata read back %v: want the caller's keys without the verified checksum", wantMeta)
+	}
+	if !strings.Contains(string(good), `"`+ChecksumKey+`":"sha256:`) {
+		t.Fatal("the written header has no checksum")
+	}
+	hdr := 8 + int(uint64(good[0])|uint64(good[1])<<8|uint64(good[2])<<16)
+	flips, refusedHeader := 0, 0
+	// Every header byte; every fifth data byte.
+	for pos := 0; pos < len(good); pos++ {
+		if pos >= hdr && pos%5 != 0 && pos != len(good)-1 {
+			continue
+		}
+		for _, bit := range []int{pos % 8, (pos + 5) % 8} {
+			b := append([]byte(nil), good...)
+			b[pos] ^= 1 << bit
+			got, meta, err := read(b)
+			flips++
+			switch {
+			case pos >= hdr && (err == nil || !strings.Contains(err.Error(), "checksum mismatch")):
+				t.Fatalf("bit %d of data byte %d flipped: err = %v, want a checksum mismatch", bit, pos, err)
+			case pos < hdr && err == nil && (!reflect.DeepEqual(got, want) || !reflect.DeepEqual(meta, wantMeta)):
+				t.Fatalf("bit %d of header byte %d flipped: read without error but the content changed", bit, pos)
+			case pos < hdr && err != nil:
+				refusedHeader++
+			}
+		}
+	}
+	t.Logf("%d single-bit flips: all data flips refused, %d header flips refused, the rest harmless", flips, refusedHeader)
+	path := filepath.Join(t.TempDir(), "cut.safetensors")
+	for _, n := range []int{0, 7, 8, 9, hdr / 2, hdr - 1, hdr, hdr + 1, (hdr + len(good)) / 2, len(good) - 1} {
+		if err := os.WriteFile(path, good[:n], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := ReadSafetensors(path)
+		if err == nil {
+			t.Fatalf("truncated to %d of %d bytes: read without error", n, len(good))
+		}
+		if !strings.Contains(err.Error(), "truncated") {
+			t.Errorf("truncated to %d bytes: error %q does not say the file is truncated", n, err)
+		}
+	}
+}
