@@ -11,7 +11,7 @@ import (
 )
 
 // savedCheckpoint writes a small model's checkpoint and returns its bytes.
-func savedCheckpoint(t *testing.T) []byte {
+func savedCheckpoint(t testing.TB) []byte {
 	t.Helper()
 	cfg := Config{ImageSize: 8, PatchSize: 4, Channels: 1, Dim: 8, Depth: 1, Heads: 2, MLPDim: 8, NumClasses: 3}
 	m, err := New(G.NewGraph(), cfg)
@@ -83,5 +83,52 @@ func TestChecksumDetectsDamage(t *testing.T) {
 		if !strings.Contains(err.Error(), "truncated") {
 			t.Errorf("truncated to %d bytes: error %q does not say the file is truncated", n, err)
 		}
+	}
+}
+
+// FuzzOpen feeds model.Open (and so LoadClassifier's and Resume's first
+// steps: checksum, config, size check, tensor names and shapes) damaged
+// checkpoints: it must return a model or an error, never panic or allocate
+// far beyond the file's size.
+func FuzzOpen(f *testing.F) {
+	good := savedCheckpoint(f)
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	huge := strings.Replace(string(good), `\"dim\":8`, `\"dim\":9999999`, 1) // checksum no longer matches
+	f.Add([]byte(huge))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "ck.safetensors")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := Open(G.NewGraph(), p)
+		if err != nil {
+			if strings.Contains(err.Error(), "panic") {
+				t.Fatal(err)
+			}
+			return
+		}
+		if m.NumParams() > len(b) {
+			t.Fatalf("a %d-byte file gave a model of %d parameters", len(b), m.NumParams())
+		}
+	})
+}
+
+// TestOpenRefusesConfigLargerThanFile: a well-formed file whose config asks
+// for far more parameters than it holds is refused before the model is
+// built (which would allocate them).
+func TestOpenRefusesConfigLargerThanFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "huge.safetensors")
+	cfg := `{"image_size":224,"patch_size":14,"channels":3,"dim":65536,"depth":512,"heads":1,"mlp_dim":262144,"num_classes":1000}`
+	tensors := map[string]Tensor{"x": {Shape: []int{4}, Data: []float64{1, 2, 3, 4}}}
+	if err := writeSafetensors(p, []string{"x"}, tensors, "F32", map[string]string{metaConfig: cfg}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(G.NewGraph(), p)
+	if err == nil || !strings.Contains(err.Error(), "but the file holds only 4 values") {
+		t.Fatalf("err = %v, want the config refused as larger than the file", err)
+	}
+	if _, err := LoadClassifier(p); err == nil || !strings.Contains(err.Error(), "but the file holds only 4 values") {
+		t.Fatalf("LoadClassifier: err = %v, want the config refused as larger than the file", err)
 	}
 }

@@ -141,6 +141,9 @@ func LoadClassifier(path string, opts ...ClassifierOption) (*Classifier, error) 
 	if c.norm, err = normFromMeta(path, meta, cfg.Channels, &c.notes); err != nil {
 		return nil, err
 	}
+	if err := CheckFits(cfg, st); err != nil {
+		return nil, errors.Wrapf(err, "model: %s", path)
+	}
 	m, err := New(G.NewGraph(), cfg)
 	if err != nil {
 		return nil, err

@@ -165,6 +165,25 @@ func ConfigFromMeta(meta map[string]string) (Config, error) {
 	return parseConfig(s)
 }
 
+// CheckFits refuses a config whose parameters outnumber the values in st, so
+// that a config read from a damaged or hostile file cannot make New allocate
+// far more memory than the file itself holds. LoadTensors does the full
+// check (every name and shape) once the model is built.
+func CheckFits(cfg Config, st map[string]Tensor) error {
+	var have float64
+	for _, t := range st {
+		have += float64(len(t.Data))
+	}
+	d, h := float64(cfg.Dim), float64(cfg.MLPDim)
+	p := float64(cfg.PatchSize)
+	tokens := float64(cfg.ImageSize/cfg.PatchSize)*float64(cfg.ImageSize/cfg.PatchSize) + 1
+	need := d*float64(cfg.Channels)*p*p + tokens*d + float64(cfg.Depth)*(4*d*d+2*d*h) + float64(cfg.NumClasses)*d
+	if need > have {
+		return errors.Errorf("model: the config (%v) needs about %.3g parameters, but the file holds only %.0f values", cfg, need, have)
+	}
+	return nil
+}
+
 // Open rebuilds a model from a file written by SaveWeights: the config from
 // its metadata, the parameters in g, the weights loaded.
 func Open(g *G.ExprGraph, path string, opts ...Option) (*ViT, error) {
@@ -174,6 +193,9 @@ func Open(g *G.ExprGraph, path string, opts ...Option) (*ViT, error) {
 	}
 	cfg, err := ConfigFromMeta(meta)
 	if err != nil {
+		return nil, errors.Wrapf(err, "model: %s", path)
+	}
+	if err := CheckFits(cfg, st); err != nil {
 		return nil, errors.Wrapf(err, "model: %s", path)
 	}
 	m, err := New(g, cfg, opts...)

@@ -98,6 +98,9 @@ func Resume(path string, trainSet, testSet *data.Dataset, epochs int) (*Run, err
 	if err := json.Unmarshal([]byte(meta[MetaNorm]), &norm); err != nil {
 		return nil, errors.Wrapf(err, "train: %s: bad %q metadata", path, MetaNorm)
 	}
+	if err := model.CheckFits(cfg.Model, st); err != nil {
+		return nil, errors.Wrapf(err, "train: resume %s", path)
+	}
 	r, err := New(cfg, trainSet, testSet, norm)
 	if err != nil {
 		return nil, errors.Wrapf(err, "train: resume %s", path)

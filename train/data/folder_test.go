@@ -14,7 +14,7 @@ import (
 	"testing"
 )
 
-func pngBytes(t *testing.T, img image.Image) []byte {
+func pngBytes(t testing.TB, img image.Image) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := png.Encode(&b, img); err != nil {
@@ -23,7 +23,7 @@ func pngBytes(t *testing.T, img image.Image) []byte {
 	return b.Bytes()
 }
 
-func jpegBytes(t *testing.T, img image.Image) []byte {
+func jpegBytes(t testing.TB, img image.Image) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 90}); err != nil {

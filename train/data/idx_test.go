@@ -23,7 +23,7 @@ func idxBytes(magic uint32, dims []uint32, data []byte) []byte {
 	return b.Bytes()
 }
 
-func gzipBytes(t *testing.T, b []byte) []byte {
+func gzipBytes(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var z bytes.Buffer
 	w := gzip.NewWriter(&z)
