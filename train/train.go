@@ -451,12 +451,17 @@ func (r *Run) EndEpoch() (Metrics, error) {
 type Hooks struct {
 	Step  func(r *Run, loss float64)    // after every step
 	Epoch func(r *Run, m Metrics) error // after every epoch's evaluation
-	Save  func(r *Run, best bool) error // when a checkpoint is due: after every epoch (best = a new best test accuracy) and on cancellation
+	Save  func(r *Run, best bool) error // when a checkpoint is due: after every epoch (best = a new best test accuracy), every SaveEvery, and on cancellation
+	// SaveEvery, if positive, also calls Save (best = false) after the first
+	// step that ends at least this long after the previous save, so that a
+	// killed run loses at most this much work.
+	SaveEvery time.Duration
 }
 
 // Fit trains until the run is done or ctx is cancelled; on cancellation
 // it calls hooks.Save and returns ctx.Err().
 func (r *Run) Fit(ctx context.Context, h Hooks) error {
+	lastSave := time.Now()
 	for !r.Done() {
 		if err := ctx.Err(); err != nil {
 			if h.Save != nil {
@@ -474,6 +479,12 @@ func (r *Run) Fit(ctx context.Context, h Hooks) error {
 			h.Step(r, loss)
 		}
 		if r.Step%r.stepsEpoch != 0 {
+			if h.SaveEvery > 0 && h.Save != nil && time.Since(lastSave) >= h.SaveEvery {
+				if err := h.Save(r, false); err != nil {
+					return err
+				}
+				lastSave = time.Now()
+			}
 			continue
 		}
 		m, err := r.EndEpoch()
@@ -493,6 +504,7 @@ func (r *Run) Fit(ctx context.Context, h Hooks) error {
 			if err := h.Save(r, best); err != nil {
 				return err
 			}
+			lastSave = time.Now()
 		}
 	}
 	return nil

@@ -46,10 +46,11 @@ func main() {
 	os.Exit(code)
 }
 
-// errPrinted is a flag error that the flag package has already printed.
-type errPrinted struct{ error }
+// errFlag is a mistake on the command line (unknown flag, bad value): one
+// line, exit status 2. The flag list is printed only for -h.
+type errFlag struct{ error }
 
-func (e errPrinted) Unwrap() error { return e.error }
+func (e errFlag) Unwrap() error { return e.error }
 
 type options struct {
 	model                string
@@ -67,12 +68,15 @@ type options struct {
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{set: map[string]bool{}}
 	fs := flag.NewFlagSet("infer", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
+	fs.SetOutput(io.Discard) // errors are returned as one line; the flag list is printed for -h only
+	fs.Usage = func() {}
+	usage := func() {
 		fmt.Fprintf(stderr, "usage: go run ./cmd/infer -model FILE [flags] IMAGE_OR_DIR ...\n\n"+
 			"Classifies PNG and JPEG images (a directory: every .png/.jpg/.jpeg in it), evaluates on a dataset\n"+
 			"(-data) and draws pictures of what the model learnt. Flags may come before or after the images.\n\n")
+		fs.SetOutput(stderr)
 		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 	}
 	fs.StringVar(&o.model, "model", "", "checkpoint `file` written by cmd/train (or plain weights written by model.SaveWeights)")
 	fs.IntVar(&o.topK, "topk", 5, "classes to print per image")
@@ -92,7 +96,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	rest := args
 	for {
 		if err := fs.Parse(rest); err != nil {
-			return nil, errPrinted{err}
+			if errors.Is(err, flag.ErrHelp) {
+				usage()
+				return nil, err
+			}
+			return nil, errFlag{err}
 		}
 		consumed := len(rest) - fs.NArg()
 		if fs.NArg() == 0 {
@@ -153,9 +161,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0, nil
 	}
-	var printed errPrinted
-	if errors.As(err, &printed) {
-		return 2, nil // the flag package has printed the error and usage
+	var bad errFlag
+	if errors.As(err, &bad) {
+		return 2, fmt.Errorf("%v (run with -h for the list of flags)", bad.error)
 	}
 	if err != nil {
 		return 2, err
@@ -191,6 +199,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		if err := evaluate(c, o, stdout, stderr); err != nil {
 			return 1, err
 		}
+	}
+	if failed == 1 && len(o.inputs) == 1 {
+		return 1, nil // its one-line error is printed already
 	}
 	if failed > 0 {
 		return 1, fmt.Errorf("%d of the images could not be classified (see above)", failed)

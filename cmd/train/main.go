@@ -40,15 +40,17 @@ func main() {
 	os.Exit(code)
 }
 
-// errPrinted is a flag error that the flag package has already printed.
-type errPrinted struct{ error }
+// errFlag is a mistake on the command line (unknown flag, bad value): one
+// line, exit status 2. The flag list is printed only for -h.
+type errFlag struct{ error }
 
-func (e errPrinted) Unwrap() error { return e.error }
+func (e errFlag) Unwrap() error { return e.error }
 
 // options are the command line's settings.
 type options struct {
 	dataDir, format, preset, out, resume, metrics string
 	classes                                       string
+	saveEvery                                     time.Duration
 	cfg                                           train.Config
 	patch, dim, depth, heads, mlpDim              int
 	dropout, attnDropout, dropPath                float64
@@ -66,10 +68,13 @@ var defaultModel = model.Config{ImageSize: 32, PatchSize: 8, Channels: 3, Dim: 6
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{set: map[string]bool{}}
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
+	fs.SetOutput(io.Discard) // errors are returned as one line; the flag list is printed for -h only
+	fs.Usage = func() {}
+	usage := func() {
 		fmt.Fprintf(stderr, "usage: go run ./cmd/train [flags]\n\nTrains a Vision Transformer and writes a checkpoint. Flags:\n")
+		fs.SetOutput(stderr)
 		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
 	}
 	c := &o.cfg
 	fs.StringVar(&o.dataDir, "data", "testdata/fashion-sample", "dataset `dir`: CIFAR-10/100 binary, IDX files, or train/ and test/ image folders")
@@ -102,9 +107,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&c.SkipNaN, "skip-nan", false, "skip steps whose loss or gradient is not finite instead of stopping")
 	fs.StringVar(&o.out, "out", "checkpoints/vit.safetensors", "checkpoint `file` (the best one goes beside it as NAME.best.safetensors)")
 	fs.StringVar(&o.resume, "resume", "", "continue the run saved in this checkpoint `file` (its config wins; -epochs may extend it)")
+	fs.DurationVar(&o.saveEvery, "save-every", 5*time.Minute, "also write the checkpoint this often within an epoch (0 = at epoch ends only)")
 	fs.StringVar(&o.metrics, "metrics", "", "metrics `file`, one JSON line per epoch (default: beside -out, NAME.metrics.jsonl)")
 	if err := fs.Parse(args); err != nil {
-		return nil, errPrinted{err}
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return nil, err
+		}
+		return nil, errFlag{err}
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (all settings are flags; see -h)", fs.Arg(0))
@@ -167,9 +177,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0, nil
 	}
-	var printed errPrinted
-	if errors.As(err, &printed) {
-		return 2, nil // the flag package has printed the error and usage
+	var bad errFlag
+	if errors.As(err, &bad) {
+		return 2, fmt.Errorf("%v (run with -h for the list of flags)", bad.error)
 	}
 	if err != nil {
 		return 2, err
@@ -190,6 +200,13 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		o.dataDir, format, trainSet.N, testSet.N, trainSet.C, trainSet.H, trainSet.W, len(trainSet.Classes), time.Since(start).Seconds())
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return 1, fmt.Errorf("cannot create the checkpoint directory: %v", err)
+	}
+	// Find out now, not after the first epoch, if checkpoints cannot be written.
+	if f, err := os.CreateTemp(filepath.Dir(o.out), ".vit-write-test-*"); err != nil {
+		return 1, fmt.Errorf("cannot write to the checkpoint directory: %v", err)
+	} else {
+		f.Close()
+		os.Remove(f.Name())
 	}
 
 	var r *train.Run
@@ -238,7 +255,8 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	prog := newProgress(stdout, r)
 	var last train.Metrics
 	err = r.Fit(ctx, train.Hooks{
-		Step: prog.step,
+		SaveEvery: o.saveEvery,
+		Step:      prog.step,
 		Epoch: func(r *train.Run, m train.Metrics) error {
 			last = m
 			prog.epoch(m)

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vitgo/vit/model"
+)
+
+// These tests run the real commands: cmd/train and cmd/infer are built
+// once into a temporary directory and run as separate processes.
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// binaries builds both commands and returns the paths of train and infer.
+func binaries(t *testing.T) (trainBin, inferBin string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "vit-bin-")
+		if buildErr != nil {
+			return
+		}
+		for _, cmd := range []string{"train", "infer"} {
+			out, err := exec.Command(goTool(), "build", "-o", filepath.Join(binDir, cmd), "../"+cmd).CombinedOutput()
+			if err != nil {
+				buildErr = err
+				binDir = string(out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building the commands: %v\n%s", buildErr, binDir)
+	}
+	return filepath.Join(binDir, "train"), filepath.Join(binDir, "infer")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" && buildErr == nil {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// runBin runs a command to completion and returns its exit status, stdout
+// and stderr.
+func runBin(t *testing.T, bin string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var so, se bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %q: %v", bin, args, err)
+	}
+	return code, so.String(), se.String()
+}
+
+// tinyRun are the flags of a fast training run on part of the shipped sample.
+func tinyRun(out string, epochs string) []string {
+	return []string{"-data", "../../testdata/fashion-sample", "-out", out, "-epochs", epochs,
+		"-dim", "16", "-depth", "1", "-heads", "2", "-mlp-dim", "16", "-batch", "100", "-eval-batch", "500"}
+}
+
+// TestBinaryMistakes: every command-line mistake is one line on stderr and
+// a non-zero exit status, never a panic or a stack trace.
+func TestBinaryMistakes(t *testing.T) {
+	trainBin, inferBin := binaries(t)
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "vit.safetensors")
+	if code, so, se := runBin(t, trainBin, tinyRun(ck, "1")...); code != 0 {
+		t.Fatalf("training the checkpoint for the test: exit %d\n%s%s", code, so, se)
+	}
+	corrupt := filepath.Join(dir, "corrupt.safetensors")
+	b, _ := os.ReadFile(ck)
+	b[len(b)-3] ^= 0x40
+	os.WriteFile(corrupt, b, 0o644)
+	notImage := filepath.Join(dir, "notimage.png")
+	os.WriteFile(notImage, []byte("this is text"), 0o644)
+	readOnlyParent := filepath.Join(dir, "file")
+	os.WriteFile(readOnlyParent, nil, 0o644)
+
+	const sample = "../../testdata/fashion-sample"
+	cases := []struct {
+		bin  string
+		args []string
+		want string
+	}{
+		{trainBin, []string{"-nosuch"}, "flag provided but not defined: -nosuch"},
+		{trainBin, []string{"-epochs", "two"}, `invalid value "two" for flag -epochs`},
+		{trainBin, []string{"-data", sample, "-lr", "-1"}, "learning rate must be positive"},
+		{trainBin, []string{"-data", filepath.Join(dir, "missing")}, "missing"},
+		{trainBin, []string{"-data", sample, "-resume", filepath.Join(dir, "missing.safetensors")}, "missing.safetensors"},
+		{trainBin, []string{"-data", sample, "-resume", ck, "-out", ck, "-dim", "32"}, "drop -dim"},
+		{trainBin, []string{"-data", sample, "-resume", corrupt, "-out", corrupt}, "checksum mismatch"},
+		{trainBin, []string{"-data", sample, "-out", filepath.Join(readOnlyParent, "vit.safetensors")}, "checkpoint directory"},
+		{trainBin, []string{"-data", sample, "-classes", filepath.Join(dir, "none.txt")}, "none.txt"},
+		{inferBin, []string{"-nosuch"}, "flag provided but not defined: -nosuch"},
+		{inferBin, []string{"-topk", "many"}, `invalid value "many" for flag -topk`},
+		{inferBin, []string{"-model", filepath.Join(dir, "missing.safetensors"), notImage}, "missing.safetensors"},
+		{inferBin, []string{"-model", corrupt, notImage}, "checksum mismatch"},
+		{inferBin, []string{"-model", ck, filepath.Join(dir, "missing.png")}, "missing.png"},
+		{inferBin, []string{"-model", ck, notImage}, "notimage.png"},
+		{inferBin, []string{"-model", ck, "-data", filepath.Join(dir, "missing")}, "missing"},
+	}
+	for _, c := range cases {
+		code, so, se := runBin(t, c.bin, c.args...)
+		name := filepath.Base(c.bin)
+		lines := strings.Split(strings.TrimRight(se, "\n"), "\n")
+		switch {
+		case code == 0:
+			t.Errorf("%s %q: exit status 0, want an error", name, c.args)
+		case len(lines) != 1 || !strings.Contains(se, c.want):
+			t.Errorf("%s %q: stderr %q, want one line containing %q", name, c.args, se, c.want)
+		case strings.Contains(se+so, "panic") || strings.Contains(se+so, "goroutine "):
+			t.Errorf("%s %q: a panic or stack trace:\n%s%s", name, c.args, so, se)
+		}
+	}
+}
+
+// tensorsOf reads a checkpoint's tensors (weights and optimizer state).
+func tensorsOf(t *testing.T, path string) map[string]model.Tensor {
+	t.Helper()
+	st, _, err := model.ReadSafetensors(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// TestSIGKILLResume: a run killed with SIGKILL at a random step and resumed
+// from its last checkpoint ends with the same weights and optimizer state,
+// bit for bit, as a run that was never interrupted.
+func TestSIGKILLResume(t *testing.T) {
+	trainBin, _ := binaries(t)
+	dir := t.TempDir()
+	whole := filepath.Join(dir, "whole.safetensors")
+	if code, so, se := runBin(t, trainBin, tinyRun(whole, "2")...); code != 0 {
+		t.Fatalf("uninterrupted run: exit %d\n%s%s", code, so, se)
+	}
+
+	seed := time.Now().UnixNano()
+	kill := 1 + rand.New(rand.NewSource(seed)).Intn(6) // progress lines come every quarter epoch: 8 in all
+	t.Logf("killing after progress line %d (seed %d)", kill, seed)
+	cut := filepath.Join(dir, "cut.safetensors")
+	cmd := exec.Command(trainBin, append(tinyRun(cut, "2"), "-save-every", "1ns")...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	seen, killedAt := 0, ""
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "step ") {
+			if seen++; seen == kill {
+				killedAt = sc.Text()
+				cmd.Process.Signal(syscall.SIGKILL)
+				break
+			}
+		}
+	}
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the run was not killed (%v; %d progress lines seen)", err, seen)
+	}
+	t.Logf("killed after %q", killedAt)
+	code, so, se := runBin(t, trainBin, "-data", "../../testdata/fashion-sample", "-out", cut, "-resume", cut)
+	if code != 0 || !strings.Contains(so, "resumed") {
+		t.Fatalf("resume: exit %d\n%s%s", code, so, se)
+	}
+	a, b := tensorsOf(t, whole), tensorsOf(t, cut)
+	if len(a) != len(b) {
+		t.Fatalf("%d tensors after the uninterrupted run, %d after the resumed one", len(a), len(b))
+	}
+	for name, x := range a {
+		if !reflect.DeepEqual(x, b[name]) {
+			t.Fatalf("tensor %s differs between the uninterrupted and the killed-and-resumed run", name)
+		}
+	}
+}
+
+// TestSIGINTSaves: Ctrl-C saves a checkpoint, says how to resume, and exits
+// with status 130.
+func TestSIGINTSaves(t *testing.T) {
+	trainBin, _ := binaries(t)
+	out := filepath.Join(t.TempDir(), "vit.safetensors")
+	cmd := exec.Command(trainBin, tinyRun(out, "50")...)
+	var se bytes.Buffer
+	cmd.Stderr = &se
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "step ") {
+			cmd.Process.Signal(os.Interrupt)
+			break
+		}
+	}
+	for sc.Scan() {
+	}
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Fatalf("exit status %d after SIGINT, want 130; stderr:\n%s", code, se.String())
+	}
+	if !strings.Contains(se.String(), "resume with: go run ./cmd/train") || !strings.Contains(se.String(), "-resume "+out) {
+		t.Errorf("stderr does not say how to resume:\n%s", se.String())
+	}
+	if _, err := model.Open(nil, out); err != nil && !strings.Contains(err.Error(), "graph") {
+		t.Errorf("the saved checkpoint does not open: %v", err)
+	}
+	if st := tensorsOf(t, out); len(st) == 0 {
+		t.Error("the saved checkpoint holds no tensors")
+	}
+}
