@@ -1,6 +1,8 @@
 package ops
 
 import (
+	"github.com/vitgo/vit/layers/ops/sgemm"
+
 	"fmt"
 
 	"github.com/pkg/errors"
@@ -69,6 +71,14 @@ func linearFwd[T Float](x, w, b, y *tensor.Dense) {
 	out, in := w.Shape()[0], w.Shape()[1]
 	m := x.Shape().TotalSize() / in
 	ys := sl[T](y)
+	if y32, ok := any(ys).([]float32); ok && b != nil && ownSgemm {
+		// The bias goes in inside the GEMM kernel: no separate pass over y.
+		x32, w32, b32 := sl[float32](x), sl[float32](w), sl[float32](b)
+		parallelFor(m, out*in/8, func(lo, hi int) {
+			sgemm.SgemmBias(false, true, hi-lo, out, in, 1, x32[lo*in:], in, w32, in, 0, y32[lo*out:], out, b32)
+		})
+		return
+	}
 	beta := T(0)
 	if b != nil {
 		bs := sl[T](b)

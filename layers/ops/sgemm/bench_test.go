@@ -48,7 +48,7 @@ func BenchmarkSgemm(b *testing.B) {
 	}{
 		{"sgemm", Sgemm},
 		{"sgemm-go", func(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-			sgemm(false, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+			sgemm(false, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
 		}},
 		{"gonum", func(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 			ta, tb := blas.NoTrans, blas.NoTrans
@@ -107,7 +107,7 @@ func BenchmarkKernel(b *testing.B) {
 		})
 	}
 	if useAsm {
-		run("asm", func() { kernelAsm(k, &a[0], &bp[0], &c[0], nr, 1, 1) })
+		run("asm", func() { kernelAsm(k, &a[0], &bp[0], &c[0], nr, 1, 1, nil) })
 	}
 	run("go", func() { kernelGo(k, a, bp, c, nr, 1, 1) })
 }

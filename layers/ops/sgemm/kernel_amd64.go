@@ -10,17 +10,18 @@ import "golang.org/x/sys/cpu"
 var useAsm = cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
 // kernelAsm is the AVX2/FMA micro-kernel (kernel_amd64.s): it computes the
-// 6×16 tile c[i*ldc+j] = alpha·Σ_p a[p*6+i]·b[p*16+j] + beta·c[i*ldc+j] from
-// packed panels a (k×6) and b (k×16), not reading c when beta == 0.
+// 6×16 tile c[i*ldc+j] = alpha·Σ_p a[p*6+i]·b[p*16+j] + bias[j] + beta·c[i*ldc+j]
+// from packed panels a (k×6) and b (k×16), not reading c when beta == 0;
+// bias may be nil (no bias) or point to 16 floats.
 //
 //go:noescape
-func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32)
+func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 // kernelAsmRows is kernelAsm with A read in place from a row-major matrix:
 // element (i, p) of the 6×k panel is a[i*lda+p].
 //
 //go:noescape
-func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
+func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 // copyRows16 copies rows×16 floats: dst[r*16+j] = src[r*lds+j].
 //

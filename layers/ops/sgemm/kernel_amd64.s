@@ -14,8 +14,8 @@
 // SI = A, DI = packed B (k×16), DX = C, R8 = ldc in bytes, CX = k,
 // BX = k/4.
 
-// func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32)
-TEXT ·kernelAsm(SB), NOSPLIT, $0-48
+// func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+TEXT ·kernelAsm(SB), NOSPLIT, $0-56
 	MOVQ         k+0(FP), CX
 	MOVQ         a+8(FP), SI
 	MOVQ         b+16(FP), DI
@@ -188,6 +188,26 @@ epilogue:
 	VMULPS       Y14, Y10, Y10
 	VMULPS       Y14, Y11, Y11
 
+	// A non-nil bias (16 floats) is added to every row.
+	MOVQ         bias+48(FP), R11
+	TESTQ        R11, R11
+	JZ           nobias
+	VMOVUPS      (R11), Y12
+	VMOVUPS      32(R11), Y13
+	VADDPS       Y12, Y0, Y0
+	VADDPS       Y13, Y1, Y1
+	VADDPS       Y12, Y2, Y2
+	VADDPS       Y13, Y3, Y3
+	VADDPS       Y12, Y4, Y4
+	VADDPS       Y13, Y5, Y5
+	VADDPS       Y12, Y6, Y6
+	VADDPS       Y13, Y7, Y7
+	VADDPS       Y12, Y8, Y8
+	VADDPS       Y13, Y9, Y9
+	VADDPS       Y12, Y10, Y10
+	VADDPS       Y13, Y11, Y11
+
+nobias:
 	// beta == 0 (either sign): store without reading C. A NaN beta
 	// compares unordered (PF set) and takes the general path.
 	VMOVSS       beta+44(FP), X15
@@ -249,8 +269,8 @@ general:
 	VZEROUPPER
 	RET
 
-// func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32)
-TEXT ·kernelAsmRows(SB), NOSPLIT, $0-56
+// func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+TEXT ·kernelAsmRows(SB), NOSPLIT, $0-64
 	MOVQ         k+0(FP), CX
 	MOVQ         a+8(FP), SI
 	MOVQ         lda+16(FP), R9
@@ -429,6 +449,26 @@ epilogue:
 	VMULPS       Y14, Y10, Y10
 	VMULPS       Y14, Y11, Y11
 
+	// A non-nil bias (16 floats) is added to every row.
+	MOVQ         bias+56(FP), R11
+	TESTQ        R11, R11
+	JZ           nobias
+	VMOVUPS      (R11), Y12
+	VMOVUPS      32(R11), Y13
+	VADDPS       Y12, Y0, Y0
+	VADDPS       Y13, Y1, Y1
+	VADDPS       Y12, Y2, Y2
+	VADDPS       Y13, Y3, Y3
+	VADDPS       Y12, Y4, Y4
+	VADDPS       Y13, Y5, Y5
+	VADDPS       Y12, Y6, Y6
+	VADDPS       Y13, Y7, Y7
+	VADDPS       Y12, Y8, Y8
+	VADDPS       Y13, Y9, Y9
+	VADDPS       Y12, Y10, Y10
+	VADDPS       Y13, Y11, Y11
+
+nobias:
 	// beta == 0 (either sign): store without reading C. A NaN beta
 	// compares unordered (PF set) and takes the general path.
 	VMOVSS       beta+52(FP), X15

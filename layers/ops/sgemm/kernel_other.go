@@ -5,11 +5,11 @@ package sgemm
 // useAsm reports whether an assembly micro-kernel is available.
 const useAsm = false
 
-func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32) {
+func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32) {
 	panic("sgemm: no assembly kernel on this architecture")
 }
 
-func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32) {
+func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32) {
 	panic("sgemm: no assembly kernel on this architecture")
 }
 

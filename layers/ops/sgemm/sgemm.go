@@ -53,10 +53,22 @@ const (
 // Sgemm is safe for concurrent use; calls that write disjoint parts of C may
 // run in parallel.
 func Sgemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemm(useAsm, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	sgemm(useAsm, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
 }
 
-func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// SgemmBias is Sgemm with a bias added to every row of the product:
+// C[i][j] = alpha·(op(A)·op(B))[i][j] + bias[j] + beta·C[i][j]. The bias is
+// added by the micro-kernel while the tile is in registers, which saves the
+// separate pass over C that copying the bias into C first would cost. bias
+// must hold at least n values.
+func SgemmBias(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, bias []float32) {
+	if len(bias) < n {
+		panic("sgemm: bias is too short")
+	}
+	sgemm(useAsm, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias[:n])
+}
+
+func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, bias []float32) {
 	if m < 0 || n < 0 || k < 0 {
 		panic("sgemm: negative dimension")
 	}
@@ -76,6 +88,14 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 	}
 	if k == 0 || alpha == 0 {
 		scaleC(m, n, beta, c, ldc)
+		if bias != nil {
+			for i := 0; i < m; i++ {
+				row := c[i*ldc : i*ldc+n]
+				for j, v := range bias {
+					row[j] += v
+				}
+			}
+		}
 		return
 	}
 
@@ -99,6 +119,13 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 	packedA := ws.buffer(&ws.a, aPanels*mr*kc)
 	packedB := ws.buffer(&ws.b, roundUp(min(nc, n), nr)*kc)
 	tmp := &ws.tmp
+	// The bias, zero-padded to whole 16-column panels.
+	var padBias []float32
+	if bias != nil {
+		padBias = ws.buffer(&ws.bias, roundUp(n, nr))
+		copy(padBias, bias)
+		clear(padBias[n:])
+	}
 
 	for jc := 0; jc < n; jc += nc {
 		ncur := min(nc, n-jc)
@@ -108,6 +135,10 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 			bet := beta
 			if pc > 0 {
 				bet = 1
+			}
+			var biasK []float32 // the bias goes in with the first k block only
+			if pc == 0 {
+				biasK = padBias
 			}
 			for ic := 0; ic < m; ic += mc {
 				mcur := min(mc, m-ic)
@@ -126,20 +157,27 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 						if rows == mr && cols == nr {
 							cTile, ldt, betaT = c[co:co+(mr-1)*ldc+nr], ldc, bet
 						}
+						var bt *float32
+						if biasK != nil {
+							bt = &biasK[jc+jr]
+						}
 						switch {
 						case !asm:
 							kernelGo(kcur, packedA[ir*kcur:ir*kcur+kcur*mr], bp, cTile, ldt, alpha, betaT)
+							if bt != nil {
+								addBias(cTile, ldt, biasK[jc+jr:jc+jr+nr])
+							}
 						case inPlace && rows == mr:
 							// Rows ic+ir … ic+ir+5 of A, from column pc.
 							o := (ic+ir)*lda + pc
 							ap := a[o : o+(mr-1)*lda+kcur]
-							kernelAsmRows(kcur, &ap[0], lda, &bp[0], &cTile[0], ldt, alpha, betaT)
+							kernelAsmRows(kcur, &ap[0], lda, &bp[0], &cTile[0], ldt, alpha, betaT, bt)
 						case inPlace:
 							ap := packedA[:kcur*mr]
-							kernelAsm(kcur, &ap[0], &bp[0], &cTile[0], ldt, alpha, betaT)
+							kernelAsm(kcur, &ap[0], &bp[0], &cTile[0], ldt, alpha, betaT, bt)
 						default:
 							ap := packedA[ir*kcur : ir*kcur+kcur*mr]
-							kernelAsm(kcur, &ap[0], &bp[0], &cTile[0], ldt, alpha, betaT)
+							kernelAsm(kcur, &ap[0], &bp[0], &cTile[0], ldt, alpha, betaT, bt)
 						}
 						if rows < mr || cols < nr {
 							// Partial tile: computed into tmp, merged into C.
@@ -148,6 +186,16 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 					}
 				}
 			}
+		}
+	}
+}
+
+// addBias adds bias (nr values) to the mr rows of a tile (portable kernel).
+func addBias(t []float32, ldt int, bias []float32) {
+	for i := 0; i < mr; i++ {
+		row := t[i*ldt : i*ldt+nr]
+		for j, v := range bias {
+			row[j] += v
 		}
 	}
 }
@@ -203,7 +251,7 @@ func roundUp(x, q int) int { return (x + q - 1) / q * q }
 
 // workspace holds the packing buffers of one Sgemm call.
 type workspace struct {
-	a, b []float32
+	a, b, bias []float32
 	tmp  [mr * nr]float32
 }
 

@@ -32,6 +32,7 @@ type problem struct {
 	m, n, k       int
 	alpha, beta   float32
 	a, b, c       []float32
+	bias          []float32 // nil: Sgemm; else SgemmBias
 	lda, ldb, ldc int
 }
 
@@ -52,6 +53,12 @@ func newProblem(rng *rand.Rand, tA, tB bool, m, n, k, pad int, alpha, beta float
 	if beta == 0 {
 		for i := range p.c {
 			p.c[i] = float32(math.NaN())
+		}
+	}
+	if rng.IntN(2) == 0 {
+		p.bias = randSlice(rng, 1, n, n)
+		if p.bias == nil {
+			p.bias = []float32{}
 		}
 	}
 	return p
@@ -91,7 +98,7 @@ func (p *problem) check(t *testing.T, asm bool) {
 	t.Helper()
 	c0 := append([]float32(nil), p.c...)
 	c := append([]float32(nil), p.c...)
-	sgemm(asm, p.tA, p.tB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, c, p.ldc)
+	sgemm(asm, p.tA, p.tB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, c, p.ldc, p.bias)
 	const eps = 1.0 / (1 << 23)
 	for i := 0; i < p.m; i++ {
 		for j := 0; j < p.ldc && i*p.ldc+j < len(c); j++ {
@@ -110,6 +117,10 @@ func (p *problem) check(t *testing.T, asm bool) {
 			}
 			want := float64(p.alpha) * sum
 			tol := float64(p.k+2) * eps * math.Abs(float64(p.alpha)) * abs
+			if p.bias != nil {
+				want += float64(p.bias[j])
+				tol += 2 * eps * math.Abs(float64(p.bias[j]))
+			}
 			if p.beta != 0 {
 				cij := float64(c0[i*p.ldc+j])
 				want += float64(p.beta) * cij
@@ -124,8 +135,8 @@ func (p *problem) check(t *testing.T, asm bool) {
 }
 
 func (p *problem) String() string {
-	return fmt.Sprintf("tA=%v tB=%v m=%d n=%d k=%d alpha=%g beta=%g lda=%d ldb=%d ldc=%d",
-		p.tA, p.tB, p.m, p.n, p.k, p.alpha, p.beta, p.lda, p.ldb, p.ldc)
+	return fmt.Sprintf("tA=%v tB=%v m=%d n=%d k=%d alpha=%g beta=%g lda=%d ldb=%d ldc=%d bias=%v",
+		p.tA, p.tB, p.m, p.n, p.k, p.alpha, p.beta, p.lda, p.ldb, p.ldc, p.bias != nil)
 }
 
 var scalars = []float32{0, 1, -0.7}
