@@ -7,6 +7,8 @@ import (
 	"github.com/pkg/errors"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/vitgo/vit/layers/ops/vec"
 )
 
 // LayerNorm normalises x (..., D) over its last axis and applies the
@@ -74,6 +76,17 @@ func rowStats[T Float](row []T, eps float64) (mean, rstd float64) {
 
 func layerNormFwd[T Float](x, gamma, beta, y []T, eps float64) {
 	d := len(gamma)
+	if x32, ok := any(x).([]float32); ok {
+		g32, b32, y32 := any(gamma).([]float32), any(beta).([]float32), any(y).([]float32)
+		parallelFor(len(x)/d, d*4, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				row := x32[r*d : (r+1)*d]
+				m, v := vec.Moments(row)
+				vec.NormAffine(y32[r*d:(r+1)*d], row, g32, b32, m, vec.RStd(v, float32(eps)))
+			}
+		})
+		return
+	}
 	parallelFor(len(x)/d, d*8, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row, out := x[r*d:(r+1)*d], y[r*d:(r+1)*d]
@@ -136,6 +149,21 @@ func (op lnGradX) Do(vs ...G.Value) (G.Value, error) {
 
 func layerNormBwdX[T Float](x, gamma, dy, dx []T, eps float64) {
 	d := len(gamma)
+	if x32, ok := any(x).([]float32); ok {
+		g32, dy32, dx32 := any(gamma).([]float32), any(dy).([]float32), any(dx).([]float32)
+		parallelFor(len(x)/d, d*6, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				row, gr := x32[r*d:(r+1)*d], dy32[r*d:(r+1)*d]
+				m, v := vec.Moments(row)
+				s := vec.RStd(v, float32(eps))
+				sg, sgx := vec.LNBackwardSums(row, gr, g32, m)
+				// dx = s·g − s·mean(g) − x̂·s·mean(g·x̂), g = dy·γ, x̂ = (x−m)·s.
+				a, b := sg/float32(d), s*sgx/float32(d)
+				vec.LNBackwardOut(dx32[r*d:(r+1)*d], row, gr, g32, m, s, -s*a, -s*s*b)
+			}
+		})
+		return
+	}
 	parallelFor(len(x)/d, d*12, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row, gr, out := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
@@ -188,6 +216,34 @@ func (op lnGradGamma) Do(vs ...G.Value) (G.Value, error) {
 
 func layerNormBwdGamma[T Float](x, dy, dg []T, eps float64) {
 	d := len(dg)
+	if x32, ok := any(x).([]float32); ok {
+		dy32, dg32 := any(dy).([]float32), any(dg).([]float32)
+		rows := len(x) / d
+		// Per-block float32 sums, added up in float64 in block order.
+		const block = 256
+		parts := make([][]float32, (rows+block-1)/block)
+		parallelFor(len(parts), block*d*4, func(lo, hi int) {
+			for p := lo; p < hi; p++ {
+				acc := make([]float32, d)
+				for r := p * block; r < min((p+1)*block, rows); r++ {
+					row := x32[r*d : (r+1)*d]
+					m, v := vec.Moments(row)
+					vec.AccXhatDy(acc, row, dy32[r*d:(r+1)*d], m, vec.RStd(v, float32(eps)))
+				}
+				parts[p] = acc
+			}
+		})
+		total := make([]float64, d)
+		for _, acc := range parts {
+			for j, v := range acc {
+				total[j] += float64(v)
+			}
+		}
+		for j := range dg32 {
+			dg32[j] = float32(total[j])
+		}
+		return
+	}
 	acc := make([]float64, d)
 	for r := 0; r+d <= len(x); r += d {
 		row, gr := x[r:r+d], dy[r:r+d]

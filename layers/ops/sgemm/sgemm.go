@@ -252,7 +252,7 @@ func roundUp(x, q int) int { return (x + q - 1) / q * q }
 // workspace holds the packing buffers of one Sgemm call.
 type workspace struct {
 	a, b, bias []float32
-	tmp  [mr * nr]float32
+	tmp        [mr * nr]float32
 }
 
 var workspaces = sync.Pool{New: func() any { return new(workspace) }}

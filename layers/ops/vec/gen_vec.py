@@ -246,8 +246,148 @@ def gelu(grad):
     emit("\tRET")
     emit()
 
+def loop(name, sig, frame, args, ptrs, setup, body, finish):
+    """A loop over n float32s, eight at a time, then a masked tail.
+
+    args: (asm name, register) pairs loaded from the frame; ptrs: registers
+    advanced by 32 bytes per iteration; body(mask) emits one iteration (mask
+    is None or the register holding the tail mask, Y15); finish() emits the
+    end (reductions)."""
+    emit(f"// func {name}{sig}")
+    emit(f"TEXT ·{name}(SB), NOSPLIT, ${0}-{frame}")
+    for a, r in args:
+        if r.startswith("Y"):
+            emit(f"\tVBROADCASTSS {a}, {r}")
+        else:
+            emit(f"\tMOVQ {a}, {r}")
+    setup()
+    emit("\tMOVQ CX, BX")
+    emit("\tANDQ $7, BX")
+    emit("\tSHRQ $3, CX")
+    emit(f"\tJZ {name}_tail")
+    emit(f"{name}_loop:")
+    body(None)
+    for r in ptrs:
+        emit(f"\tADDQ $32, {r}")
+    emit("\tDECQ CX")
+    emit(f"\tJNZ {name}_loop")
+    emit(f"{name}_tail:")
+    emit("\tTESTQ BX, BX")
+    emit(f"\tJZ {name}_done")
+    tail_mask("Y15")
+    body("Y15")
+    emit(f"{name}_done:")
+    finish()
+    emit("\tVZEROUPPER")
+    emit("\tRET")
+    emit()
+
+def load(ptr, dst, mask):
+    if mask:
+        emit(f"\tVMASKMOVPS ({ptr}), {mask}, {dst}")
+    else:
+        emit(f"\tVMOVUPS ({ptr}), {dst}")
+
+def store(src, ptr, mask):
+    if mask:
+        emit(f"\tVMASKMOVPS {src}, {mask}, ({ptr})")
+    else:
+        emit(f"\tVMOVUPS {src}, ({ptr})")
+
+def zero(*regs):
+    def f():
+        for r in regs:
+            emit(f"\tVXORPS {r}, {r}, {r}")
+    return f
+
+# Masked-out lanes load as 0; sums below mask the terms that would not be 0.
+
+def sum_dev():
+    # func sumDev(x *float32, n int, m float32) (s, q float32): s = Σ(x−m), q = Σ(x−m)²
+    def body(mask):
+        load("SI", "Y0", mask)
+        emit("\tVSUBPS Y14, Y0, Y0")
+        if mask:
+            emit("\tVANDPS Y15, Y0, Y0")
+        emit("\tVADDPS Y0, Y10, Y10")
+        emit("\tVFMADD231PS Y0, Y0, Y11")
+    def finish():
+        hsum("Y10", "Y9", "s+24(FP)")
+        hsum("Y11", "Y9", "q+28(FP)")
+    loop("sumDev", "(x *float32, n int, m float32) (s, q float32)", 32,
+         [("x+0(FP)", "SI"), ("n+8(FP)", "CX"), ("m+16(FP)", "Y14")], ["SI"], zero("Y10", "Y11"), body, finish)
+
+def norm_affine():
+    # y = (x−m)·s·g + b
+    def body(mask):
+        load("SI", "Y0", mask)
+        load("R10", "Y1", mask)
+        load("R11", "Y2", mask)
+        emit("\tVSUBPS Y14, Y0, Y0")
+        emit("\tVMULPS Y13, Y0, Y0")
+        emit("\tVFMADD213PS Y2, Y1, Y0")
+        store("Y0", "DI", mask)
+    loop("normAffine", "(y, x, gamma, b *float32, n int, m, s float32)", 48,
+         [("y+0(FP)", "DI"), ("x+8(FP)", "SI"), ("gamma+16(FP)", "R10"), ("b+24(FP)", "R11"), ("n+32(FP)", "CX"),
+          ("m+40(FP)", "Y14"), ("s+44(FP)", "Y13")], ["DI", "SI", "R10", "R11"], lambda: None, body, lambda: None)
+
+def ln_bwd_sums():
+    # sg = Σ dy·g, sgx = Σ dy·g·(x−m)
+    def body(mask):
+        load("SI", "Y0", mask)
+        load("DX", "Y1", mask)
+        load("R10", "Y2", mask)
+        emit("\tVSUBPS Y14, Y0, Y0")
+        if mask:
+            emit("\tVANDPS Y15, Y0, Y0")
+        emit("\tVMULPS Y2, Y1, Y1")
+        emit("\tVADDPS Y1, Y10, Y10")
+        emit("\tVFMADD231PS Y1, Y0, Y11")
+    def finish():
+        hsum("Y10", "Y9", "sg+40(FP)")
+        hsum("Y11", "Y9", "sgx+44(FP)")
+    loop("lnBwdSums", "(x, dy, gamma *float32, n int, m float32) (sg, sgx float32)", 48,
+         [("x+0(FP)", "SI"), ("dy+8(FP)", "DX"), ("gamma+16(FP)", "R10"), ("n+24(FP)", "CX"), ("m+32(FP)", "Y14")],
+         ["SI", "DX", "R10"], zero("Y10", "Y11"), body, finish)
+
+def ln_bwd_out():
+    # dx = c1·dy·g + c3·(x−m) + c2
+    def body(mask):
+        load("SI", "Y0", mask)
+        load("DX", "Y1", mask)
+        load("R10", "Y2", mask)
+        emit("\tVSUBPS Y14, Y0, Y0")
+        emit("\tVMULPS Y2, Y1, Y1")
+        emit("\tVMULPS Y13, Y1, Y1")
+        emit("\tVFMADD231PS Y12, Y0, Y1")
+        emit("\tVADDPS Y11, Y1, Y1")
+        store("Y1", "DI", mask)
+    loop("lnBwdOut", "(dx, x, dy, gamma *float32, n int, m, c1, c2, c3 float32)", 56,
+         [("dx+0(FP)", "DI"), ("x+8(FP)", "SI"), ("dy+16(FP)", "DX"), ("gamma+24(FP)", "R10"), ("n+32(FP)", "CX"),
+          ("m+40(FP)", "Y14"), ("c1+44(FP)", "Y13"), ("c2+48(FP)", "Y11"), ("c3+52(FP)", "Y12")],
+         ["DI", "SI", "DX", "R10"], lambda: None, body, lambda: None)
+
+def acc_xhat_dy():
+    # acc += dy·(x−m)·s
+    def body(mask):
+        load("SI", "Y0", mask)
+        load("DX", "Y1", mask)
+        load("DI", "Y2", mask)
+        emit("\tVSUBPS Y14, Y0, Y0")
+        emit("\tVMULPS Y13, Y0, Y0")
+        emit("\tVFMADD231PS Y1, Y0, Y2")
+        store("Y2", "DI", mask)
+    loop("accXhatDy", "(acc, x, dy *float32, n int, m, s float32)", 40,
+         [("acc+0(FP)", "DI"), ("x+8(FP)", "SI"), ("dy+16(FP)", "DX"), ("n+24(FP)", "CX"),
+          ("m+32(FP)", "Y14"), ("s+36(FP)", "Y13")], ["DI", "SI", "DX"], lambda: None, body, lambda: None)
+
 header()
 exp_shift_sum()
 gelu(False)
 gelu(True)
+sum_dev()
+norm_affine()
+ln_bwd_sums()
+ln_bwd_out()
+acc_xhat_dy()
 print("\n".join(out))

@@ -15,3 +15,18 @@ func geluFwd(y, x *float32, n int)
 
 //go:noescape
 func geluBwd(dx, x, dy *float32, n int)
+
+//go:noescape
+func sumDev(x *float32, n int, m float32) (s, q float32)
+
+//go:noescape
+func normAffine(y, x, gamma, b *float32, n int, m, s float32)
+
+//go:noescape
+func lnBwdSums(x, dy, gamma *float32, n int, m float32) (sg, sgx float32)
+
+//go:noescape
+func lnBwdOut(dx, x, dy, gamma *float32, n int, m, c1, c2, c3 float32)
+
+//go:noescape
+func accXhatDy(acc, x, dy *float32, n int, m, s float32)
