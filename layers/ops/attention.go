@@ -127,19 +127,24 @@ func attnProbsFwd[T Float](qkv, p []T, b, n, d, heads int) {
 			off := (i/heads)*n*ld + (i%heads)*dh // q of (b,h); k is at off+d
 			s := p[i*nn : (i+1)*nn]
 			gemm(false, true, n, n, dh, scale, qkv[off:], ld, qkv[off+d:], ld, 0, s, n)
-			for r := 0; r < n; r++ {
-				softmaxRow(s[r*n : (r+1)*n])
-			}
+			softmaxRows(s, n)
 		}
 	})
 }
 
-// softmaxRow replaces x by softmax(x), subtracting the row's own maximum.
-func softmaxRow[T Float](x []T) {
+// softmaxRows replaces each row of n values of x by its softmax.
+func softmaxRows[T Float](x []T, n int) {
 	if x32, ok := any(x).([]float32); ok {
-		vec.Softmax(x32)
+		vec.SoftmaxRows(x32, n)
 		return
 	}
+	for r := 0; r < len(x); r += n {
+		softmaxRow(x[r : r+n])
+	}
+}
+
+// softmaxRow replaces x by softmax(x), subtracting the row's own maximum.
+func softmaxRow[T Float](x []T) {
 	m := x[0]
 	for _, v := range x[1:] {
 		if v > m {

@@ -40,9 +40,28 @@ func ExpShiftSum(dst, src []float32, m float32) float32 {
 
 // Softmax replaces x by softmax(x), subtracting the largest element first.
 func Softmax(x []float32) {
-	if len(x) == 0 {
+	SoftmaxRows(x, len(x))
+}
+
+// SoftmaxRows applies Softmax to each row of n values of x (len(x) must be
+// a multiple of n).
+func SoftmaxRows(x []float32, n int) {
+	if len(x) == 0 || n <= 0 {
 		return
 	}
+	if len(x)%n != 0 {
+		panic("vec: SoftmaxRows: length is not a multiple of the row length")
+	}
+	if useAsm {
+		softmaxRows(&x[0], len(x)/n, n)
+		return
+	}
+	for r := 0; r < len(x); r += n {
+		softmaxGo(x[r : r+n])
+	}
+}
+
+func softmaxGo(x []float32) {
 	m := x[0]
 	for _, v := range x[1:] {
 		if v > m {

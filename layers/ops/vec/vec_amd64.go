@@ -30,3 +30,6 @@ func lnBwdOut(dx, x, dy, gamma *float32, n int, m, c1, c2, c3 float32)
 
 //go:noescape
 func accXhatDy(acc, x, dy *float32, n int, m, s float32)
+
+//go:noescape
+func softmaxRows(x *float32, rows, n int)

@@ -197,7 +197,15 @@ DATA vecconst<>+752(SB)/4, $0x3f800000 // one
 DATA vecconst<>+756(SB)/4, $0x3f800000 // one
 DATA vecconst<>+760(SB)/4, $0x3f800000 // one
 DATA vecconst<>+764(SB)/4, $0x3f800000 // one
-GLOBL vecconst<>(SB), RODATA|NOPTR, $768
+DATA vecconst<>+768(SB)/4, $0xff800000 // neginf
+DATA vecconst<>+772(SB)/4, $0xff800000 // neginf
+DATA vecconst<>+776(SB)/4, $0xff800000 // neginf
+DATA vecconst<>+780(SB)/4, $0xff800000 // neginf
+DATA vecconst<>+784(SB)/4, $0xff800000 // neginf
+DATA vecconst<>+788(SB)/4, $0xff800000 // neginf
+DATA vecconst<>+792(SB)/4, $0xff800000 // neginf
+DATA vecconst<>+796(SB)/4, $0xff800000 // neginf
+GLOBL vecconst<>(SB), RODATA|NOPTR, $800
 
 // masktab<>+4·(8−r) holds r lanes of all-ones followed by zeros.
 DATA masktab<>+0(SB)/4, $0xffffffff
@@ -217,6 +225,143 @@ DATA masktab<>+52(SB)/4, $0x00000000
 DATA masktab<>+56(SB)/4, $0x00000000
 DATA masktab<>+60(SB)/4, $0x00000000
 GLOBL masktab<>(SB), RODATA|NOPTR, $64
+
+// func softmaxRows(x *float32, rows, n int)
+TEXT ·softmaxRows(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), R12
+	MOVQ rows+8(FP), R13
+	MOVQ n+16(FP), R14
+	VMOVUPS vecconst<>+640(SB), Y15
+	VMOVUPS vecconst<>+672(SB), Y14
+	VMOVUPS vecconst<>+704(SB), Y13
+	VMOVUPS vecconst<>+736(SB), Y12
+	TESTQ R13, R13
+	JZ sm_done
+	TESTQ R14, R14
+	JZ sm_done
+	MOVQ R14, BX
+	ANDQ $7, BX
+	JZ sm_nomask
+	MOVQ $8, AX
+	SUBQ BX, AX
+	LEAQ masktab<>(SB), R9
+	VMOVUPS (R9)(AX*4), Y8
+sm_nomask:
+sm_row:
+	VMOVUPS vecconst<>+768(SB), Y11
+	MOVQ R12, SI
+	MOVQ R14, CX
+	SHRQ $3, CX
+	JZ sm_max_tail
+sm_max_loop:
+	VMAXPS (SI), Y11, Y11
+	ADDQ $32, SI
+	DECQ CX
+	JNZ sm_max_loop
+sm_max_tail:
+	TESTQ BX, BX
+	JZ sm_max_done
+	VMASKMOVPS (SI), Y8, Y0
+	VMOVUPS vecconst<>+768(SB), Y1
+	VBLENDVPS Y8, Y0, Y1, Y0
+	VMAXPS Y0, Y11, Y11
+sm_max_done:
+	VPERM2F128 $1, Y11, Y11, Y0
+	VMAXPS Y0, Y11, Y11
+	VPERMILPS $0x4e, Y11, Y0
+	VMAXPS Y0, Y11, Y11
+	VPERMILPS $0xb1, Y11, Y0
+	VMAXPS Y0, Y11, Y11
+	VXORPS Y10, Y10, Y10
+	MOVQ R12, SI
+	MOVQ R14, CX
+	SHRQ $3, CX
+	JZ sm_exp_tail
+sm_exp_loop:
+	VMOVUPS (SI), Y0
+	VSUBPS Y11, Y0, Y0
+	VMINPS Y0, Y15, Y0
+	VMAXPS Y0, Y14, Y0
+	VMULPS Y13, Y0, Y1
+	VROUNDPS $0, Y1, Y1
+	VFNMADD231PS vecconst<>+0(SB), Y1, Y0
+	VFNMADD231PS vecconst<>+32(SB), Y1, Y0
+	VMOVUPS vecconst<>+64(SB), Y2
+	VFMADD213PS vecconst<>+96(SB), Y0, Y2
+	VFMADD213PS vecconst<>+128(SB), Y0, Y2
+	VFMADD213PS vecconst<>+160(SB), Y0, Y2
+	VFMADD213PS vecconst<>+192(SB), Y0, Y2
+	VFMADD213PS vecconst<>+224(SB), Y0, Y2
+	VMULPS Y0, Y0, Y3
+	VFMADD213PS Y0, Y3, Y2
+	VADDPS Y12, Y2, Y2
+	VCVTPS2DQ Y1, Y1
+	VPADDD vecconst<>+256(SB), Y1, Y1
+	VPSLLD $23, Y1, Y1
+	VMULPS Y1, Y2, Y0
+	VMOVUPS Y0, (SI)
+	VADDPS Y0, Y10, Y10
+	ADDQ $32, SI
+	DECQ CX
+	JNZ sm_exp_loop
+sm_exp_tail:
+	TESTQ BX, BX
+	JZ sm_exp_done
+	VMASKMOVPS (SI), Y8, Y0
+	VSUBPS Y11, Y0, Y0
+	VMINPS Y0, Y15, Y0
+	VMAXPS Y0, Y14, Y0
+	VMULPS Y13, Y0, Y1
+	VROUNDPS $0, Y1, Y1
+	VFNMADD231PS vecconst<>+0(SB), Y1, Y0
+	VFNMADD231PS vecconst<>+32(SB), Y1, Y0
+	VMOVUPS vecconst<>+64(SB), Y2
+	VFMADD213PS vecconst<>+96(SB), Y0, Y2
+	VFMADD213PS vecconst<>+128(SB), Y0, Y2
+	VFMADD213PS vecconst<>+160(SB), Y0, Y2
+	VFMADD213PS vecconst<>+192(SB), Y0, Y2
+	VFMADD213PS vecconst<>+224(SB), Y0, Y2
+	VMULPS Y0, Y0, Y3
+	VFMADD213PS Y0, Y3, Y2
+	VADDPS Y12, Y2, Y2
+	VCVTPS2DQ Y1, Y1
+	VPADDD vecconst<>+256(SB), Y1, Y1
+	VPSLLD $23, Y1, Y1
+	VMULPS Y1, Y2, Y0
+	VMASKMOVPS Y0, Y8, (SI)
+	VANDPS Y8, Y0, Y0
+	VADDPS Y0, Y10, Y10
+sm_exp_done:
+	VPERM2F128 $1, Y10, Y10, Y0
+	VADDPS Y0, Y10, Y10
+	VPERMILPS $0x4e, Y10, Y0
+	VADDPS Y0, Y10, Y10
+	VPERMILPS $0xb1, Y10, Y0
+	VADDPS Y0, Y10, Y10
+	VDIVPS Y10, Y12, Y9
+	MOVQ R12, SI
+	MOVQ R14, CX
+	SHRQ $3, CX
+	JZ sm_scale_tail
+sm_scale_loop:
+	VMULPS (SI), Y9, Y0
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNZ sm_scale_loop
+sm_scale_tail:
+	TESTQ BX, BX
+	JZ sm_next
+	VMASKMOVPS (SI), Y8, Y0
+	VMULPS Y0, Y9, Y0
+	VMASKMOVPS Y0, Y8, (SI)
+sm_next:
+	LEAQ (R12)(R14*4), R12
+	DECQ R13
+	JNZ sm_row
+sm_done:
+	VZEROUPPER
+	RET
 
 // func expShiftSum(dst, src *float32, n int, m float32) float32
 TEXT ·expShiftSum(SB), NOSPLIT, $0-36

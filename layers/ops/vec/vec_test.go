@@ -186,3 +186,48 @@ func BenchmarkGELUGrad(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(x))/b.Elapsed().Seconds()/1e6, "Melem/s")
 }
+
+func checkSoftmaxRows(t *testing.T) {
+	t.Helper()
+	for _, n := range []int{1, 3, 8, 9, 17, 50} {
+		rows := 5
+		x := inputs(rows*n, -20, 20, int64(n))
+		x[n/2] = -1e30 // a tiny logit in row 0
+		if n > 1 {
+			x[n+1] = 80 // a large one in row 1
+		}
+		want := make([]float64, len(x))
+		for r := 0; r < rows; r++ {
+			row := x[r*n : (r+1)*n]
+			m := math.Inf(-1)
+			for _, v := range row {
+				m = math.Max(m, float64(v))
+			}
+			var s float64
+			for j, v := range row {
+				want[r*n+j] = math.Exp(float64(v) - m)
+				s += want[r*n+j]
+			}
+			for j := range row {
+				want[r*n+j] /= s
+			}
+		}
+		guard := append(x, 4321)
+		SoftmaxRows(guard[:len(x)], n)
+		for i := range x {
+			if math.Abs(float64(guard[i])-want[i]) > 1e-6 {
+				t.Fatalf("n=%d: element %d = %g, want %g", n, i, guard[i], want[i])
+			}
+		}
+		if guard[len(x)] != 4321 {
+			t.Fatalf("n=%d: wrote past the end", n)
+		}
+	}
+	x := []float32{1, float32(math.NaN()), 2, 3, 4, 5, 6, 7, 8, 9}
+	SoftmaxRows(x, 5)
+	if !math.IsNaN(float64(x[0])) || math.IsNaN(float64(x[5])) {
+		t.Errorf("a NaN must make its own row NaN and no other: %v", x)
+	}
+}
+
+func TestSoftmaxRows(t *testing.T) { forEachPath(t, checkSoftmaxRows) }
