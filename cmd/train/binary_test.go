@@ -200,6 +200,12 @@ func TestSIGKILLResume(t *testing.T) {
 	if code != 0 || !strings.Contains(so, "resumed") {
 		t.Fatalf("resume: exit %d\n%s%s", code, so, se)
 	}
+	for _, p := range []string{whole, cut} {
+		m, err := os.ReadFile(strings.TrimSuffix(p, ".safetensors") + ".metrics.jsonl")
+		if err != nil || strings.Count(string(m), "\n") != 2 {
+			t.Errorf("%s: metrics file %q (%v), want one line per epoch", p, m, err)
+		}
+	}
 	a, b := tensorsOf(t, whole), tensorsOf(t, cut)
 	if len(a) != len(b) {
 		t.Fatalf("%d tensors after the uninterrupted run, %d after the resumed one", len(a), len(b))

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -243,6 +244,14 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	fmt.Fprintf(stdout, "config: %s\n", cfgJSON)
 	fmt.Fprintf(stdout, "steps: %d per epoch, %d in all; checkpoint: %s\n", r.StepsPerEpoch(), r.TotalSteps(), o.out)
 
+	if o.resume != "" {
+		// A run killed after writing an epoch's line but before saving the
+		// checkpoint would write that epoch again: drop lines past the
+		// checkpoint's step.
+		if err := trimMetrics(o.metrics, r.Step); err != nil {
+			return 1, err
+		}
+	}
 	metrics, err := openMetrics(o.metrics, o.resume != "")
 	if err != nil {
 		return 1, err
@@ -329,6 +338,49 @@ func folderSize(o *options) int {
 		return c.ImageSize
 	}
 	return 0
+}
+
+// trimMetrics keeps the lines of a metrics file whose "step" is at most
+// step (a missing file is fine), rewriting the file only if that drops any.
+func trimMetrics(path string, step int) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot read the metrics file: %v", err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	var keep []string
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	for _, line := range lines {
+		var m struct{ Step *int }
+		if json.Unmarshal([]byte(line), &m) == nil && m.Step != nil && *m.Step > step {
+			continue
+		}
+		if line != "" {
+			keep = append(keep, line)
+		}
+	}
+	if len(keep) == len(lines) {
+		return nil
+	}
+	tmp := path + ".tmp"
+	out := strings.Join(keep, "\n")
+	if out != "" {
+		out += "\n"
+	}
+	if err := os.WriteFile(tmp, []byte(out), 0o644); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cannot rewrite the metrics file: %v", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cannot rewrite the metrics file: %v", err)
+	}
+	return nil
 }
 
 func openMetrics(path string, appendTo bool) (*os.File, error) {
