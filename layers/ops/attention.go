@@ -221,14 +221,18 @@ func attnProbsBwd[T Float](qkv, p, dp, dqkv []T, b, n, d, heads int) {
 		ds := make([]T, nn) // dS of one (b,h) pair, reused
 		for i := lo; i < hi; i++ {
 			ps, dps := p[i*nn:(i+1)*nn], dp[i*nn:(i+1)*nn]
-			for r := 0; r < nn; r += n {
-				pr, gr := ps[r:r+n], dps[r:r+n]
-				var dot T
-				for j, v := range pr {
-					dot += v * gr[j]
-				}
-				for j, v := range pr {
-					ds[r+j] = v * (gr[j] - dot)
+			if p32, ok := any(ps).([]float32); ok {
+				vec.SoftmaxBackwardRows(any(ds).([]float32), p32, any(dps).([]float32), n)
+			} else {
+				for r := 0; r < nn; r += n {
+					pr, gr := ps[r:r+n], dps[r:r+n]
+					var dot T
+					for j, v := range pr {
+						dot += v * gr[j]
+					}
+					for j, v := range pr {
+						ds[r+j] = v * (gr[j] - dot)
+					}
 				}
 			}
 			off := (i/heads)*n*ld + (i%heads)*dh                                           // q of (b,h); k is at off+d

@@ -164,3 +164,45 @@ func normCDFPDF(x float32) (cdf, pdf float32) {
 	}
 	return cdf, e * rsqrt2pi
 }
+
+// SoftmaxBackwardRows sets, for each row of n values, ds = p·(g − Σ p·g):
+// the gradient through a row softmax with output p and output gradient g.
+// ds may be g.
+func SoftmaxBackwardRows(ds, p, g []float32, n int) {
+	if len(p) == 0 || n <= 0 {
+		return
+	}
+	if len(p)%n != 0 || len(g) < len(p) || len(ds) < len(p) {
+		panic("vec: SoftmaxBackwardRows: bad lengths")
+	}
+	if useAsm {
+		softmaxBwdRows(&ds[0], &p[0], &g[0], len(p)/n, n)
+		return
+	}
+	for r := 0; r < len(p); r += n {
+		pr, gr := p[r:r+n], g[r:r+n]
+		var dot float32
+		for j, v := range pr {
+			dot += v * gr[j]
+		}
+		for j, v := range pr {
+			ds[r+j] = v * (gr[j] - dot)
+		}
+	}
+}
+
+// AddTo adds x to acc element by element.
+func AddTo(acc, x []float32) {
+	n := len(x)
+	if n == 0 {
+		return
+	}
+	_ = acc[n-1]
+	if useAsm {
+		addTo(&acc[0], &x[0], n)
+		return
+	}
+	for j, v := range x {
+		acc[j] += v
+	}
+}

@@ -33,3 +33,9 @@ func accXhatDy(acc, x, dy *float32, n int, m, s float32)
 
 //go:noescape
 func softmaxRows(x *float32, rows, n int)
+
+//go:noescape
+func softmaxBwdRows(ds, p, grad *float32, rows, n int)
+
+//go:noescape
+func addTo(acc, x *float32, n int)

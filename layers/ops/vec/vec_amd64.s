@@ -226,6 +226,115 @@ DATA masktab<>+56(SB)/4, $0x00000000
 DATA masktab<>+60(SB)/4, $0x00000000
 GLOBL masktab<>(SB), RODATA|NOPTR, $64
 
+// func softmaxBwdRows(ds, p, grad *float32, rows, n int)
+TEXT ·softmaxBwdRows(SB), NOSPLIT, $0-40
+	MOVQ ds+0(FP), DI
+	MOVQ p+8(FP), SI
+	MOVQ grad+16(FP), DX
+	MOVQ rows+24(FP), R13
+	MOVQ n+32(FP), R14
+	TESTQ R13, R13
+	JZ sb_done
+	TESTQ R14, R14
+	JZ sb_done
+	MOVQ R14, BX
+	ANDQ $7, BX
+	JZ sb_row
+	MOVQ $8, AX
+	SUBQ BX, AX
+	LEAQ masktab<>(SB), R9
+	VMOVUPS (R9)(AX*4), Y8
+sb_row:
+	VXORPS Y10, Y10, Y10
+	MOVQ SI, R10
+	MOVQ DX, R11
+	MOVQ R14, CX
+	SHRQ $3, CX
+	JZ sb_dot_tail
+sb_dot_loop:
+	VMOVUPS (R10), Y0
+	VFMADD231PS (R11), Y0, Y10
+	ADDQ $32, R10
+	ADDQ $32, R11
+	DECQ CX
+	JNZ sb_dot_loop
+sb_dot_tail:
+	TESTQ BX, BX
+	JZ sb_dot_done
+	VMASKMOVPS (R10), Y8, Y0
+	VMASKMOVPS (R11), Y8, Y1
+	VFMADD231PS Y1, Y0, Y10
+sb_dot_done:
+	VPERM2F128 $1, Y10, Y10, Y0
+	VADDPS Y0, Y10, Y10
+	VPERMILPS $0x4e, Y10, Y0
+	VADDPS Y0, Y10, Y10
+	VPERMILPS $0xb1, Y10, Y0
+	VADDPS Y0, Y10, Y10
+	MOVQ R14, CX
+	SHRQ $3, CX
+	JZ sb_out_tail
+sb_out_loop:
+	VMOVUPS (DX), Y1
+	VSUBPS Y10, Y1, Y1
+	VMULPS (SI), Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ sb_out_loop
+sb_out_tail:
+	TESTQ BX, BX
+	JZ sb_next
+	VMASKMOVPS (SI), Y8, Y0
+	VMASKMOVPS (DX), Y8, Y1
+	VSUBPS Y10, Y1, Y1
+	VMULPS Y0, Y1, Y1
+	VMASKMOVPS Y1, Y8, (DI)
+	LEAQ (SI)(BX*4), SI
+	LEAQ (DX)(BX*4), DX
+	LEAQ (DI)(BX*4), DI
+sb_next:
+	DECQ R13
+	JNZ sb_row
+sb_done:
+	VZEROUPPER
+	RET
+
+// func addTo(acc, x *float32, n int)
+TEXT ·addTo(SB), NOSPLIT, $0-24
+	MOVQ acc+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ CX, BX
+	ANDQ $7, BX
+	SHRQ $3, CX
+	JZ addTo_tail
+addTo_loop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (DI), Y1
+	VADDPS Y0, Y1, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	DECQ CX
+	JNZ addTo_loop
+addTo_tail:
+	TESTQ BX, BX
+	JZ addTo_done
+	MOVQ $8, AX
+	SUBQ BX, AX
+	LEAQ masktab<>(SB), R9
+	VMOVUPS (R9)(AX*4), Y15
+	VMASKMOVPS (SI), Y15, Y0
+	VMASKMOVPS (DI), Y15, Y1
+	VADDPS Y0, Y1, Y1
+	VMASKMOVPS Y1, Y15, (DI)
+addTo_done:
+	VZEROUPPER
+	RET
+
 // func softmaxRows(x *float32, rows, n int)
 TEXT ·softmaxRows(SB), NOSPLIT, $0-24
 	MOVQ x+0(FP), R12

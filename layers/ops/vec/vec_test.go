@@ -231,3 +231,43 @@ func checkSoftmaxRows(t *testing.T) {
 }
 
 func TestSoftmaxRows(t *testing.T) { forEachPath(t, checkSoftmaxRows) }
+
+func checkSoftmaxBackward(t *testing.T) {
+	t.Helper()
+	for _, n := range []int{1, 3, 8, 9, 17, 50} {
+		rows := 4
+		p := inputs(rows*n, 0, 1, int64(n))
+		g := inputs(rows*n, -1, 1, int64(n+7))
+		ds := make([]float32, rows*n+1)
+		ds[rows*n] = 55
+		SoftmaxBackwardRows(ds[:rows*n], p, g, n)
+		for r := 0; r < rows; r++ {
+			var dot float64
+			for j := 0; j < n; j++ {
+				dot += float64(p[r*n+j]) * float64(g[r*n+j])
+			}
+			for j := 0; j < n; j++ {
+				want := float64(p[r*n+j]) * (float64(g[r*n+j]) - dot)
+				if math.Abs(float64(ds[r*n+j])-want) > 1e-6 {
+					t.Fatalf("n=%d row %d: ds[%d] = %g, want %g", n, r, j, ds[r*n+j], want)
+				}
+			}
+		}
+		if ds[rows*n] != 55 {
+			t.Fatalf("n=%d: wrote past the end", n)
+		}
+		acc := inputs(n+1, -1, 1, 3)
+		want := append([]float32(nil), acc...)
+		AddTo(acc[:n], g[:n])
+		for j := 0; j < n; j++ {
+			if acc[j] != want[j]+g[j] {
+				t.Fatalf("n=%d: AddTo[%d] = %g, want %g", n, j, acc[j], want[j]+g[j])
+			}
+		}
+		if acc[n] != want[n] {
+			t.Fatalf("n=%d: AddTo wrote past the end", n)
+		}
+	}
+}
+
+func TestSoftmaxBackward(t *testing.T) { forEachPath(t, checkSoftmaxBackward) }
