@@ -81,7 +81,7 @@ func (b *Block) residual(x, h *G.Node) (*G.Node, error) {
 	if err != nil {
 		return nil, errors.Wrap(err, b.name)
 	}
-	y, err := G.Add(x, h)
+	y, err := ops.Add(x, h)
 	return y, errors.Wrap(err, b.name)
 }
 
