@@ -108,9 +108,9 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 	mc := evenBlock(m, mcMax, mr)
 	nc := evenBlock(n, ncMax, nr)
 	// op(A) = A is read in place by the assembly kernel (rows of A are
-	// rows of op(A)), apart from a last partial panel, which is packed with
-	// zero padding. op(A) = Aᵀ, and everything for the portable kernel, is
-	// packed.
+	// rows of op(A)), apart from a last partial panel, whose rows are copied
+	// into a 6-row buffer. op(A) = Aᵀ, and everything for the portable
+	// kernel, is packed.
 	inPlace := asm && !tA
 	aPanels := roundUp(min(mc, m), mr) / mr
 	if inPlace {
@@ -145,7 +145,13 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 				if rem := mcur % mr; !inPlace {
 					packA(asm, packedA, a, lda, tA, ic, mcur, pc, kcur)
 				} else if rem != 0 {
-					packA(asm, packedA, a, lda, tA, ic+mcur-rem, rem, pc, kcur)
+					// The last rem (< 6) rows are copied, row-major, into a
+					// 6-row buffer that the in-place kernel reads; its other
+					// rows hold stale values whose results are discarded.
+					for i := 0; i < rem; i++ {
+						o := (ic+mcur-rem+i)*lda + pc
+						copy(packedA[i*kcur:(i+1)*kcur], a[o:o+kcur])
+					}
 				}
 				for jr := 0; jr < ncur; jr += nr {
 					cols := min(nr, ncur-jr)
@@ -174,7 +180,7 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 							kernelAsmRows(kcur, &ap[0], lda, &bp[0], &cTile[0], ldt, alpha, betaT, bt)
 						case inPlace:
 							ap := packedA[:kcur*mr]
-							kernelAsm(kcur, &ap[0], &bp[0], &cTile[0], ldt, alpha, betaT, bt)
+							kernelAsmRows(kcur, &ap[0], kcur, &bp[0], &cTile[0], ldt, alpha, betaT, bt)
 						default:
 							ap := packedA[ir*kcur : ir*kcur+kcur*mr]
 							kernelAsm(kcur, &ap[0], &bp[0], &cTile[0], ldt, alpha, betaT, bt)
