@@ -30,6 +30,7 @@ type Config struct {
 	Eps         float64 `json:"eps,omitempty"`          // LayerNorm epsilon; 0 means 1e-6 (timm, torchvision, big_vision)
 	GELU        string  `json:"gelu,omitempty"`         // "exact" (default, erf) or "tanh" (the approximation used by the original JAX weights)
 	NoQKVBias   bool    `json:"no_qkv_bias,omitempty"`  // drop the bias of the qkv projection (the paper's model has one)
+	Init        string  `json:"init,omitempty"`         // initialisation: "timm" (default) or "torchvision" (see New)
 }
 
 // LayerNormEps returns the effective LayerNorm epsilon.
@@ -88,6 +89,11 @@ func (c Config) Validate() error {
 	default:
 		return errors.Errorf(`model: Config.GELU must be "exact" or "tanh", got %q`, c.GELU)
 	}
+	switch c.Init {
+	case "", InitTimm, InitTorchvision:
+	default:
+		return errors.Errorf(`model: Config.Init must be "timm" or "torchvision", got %q`, c.Init)
+	}
 	return nil
 }
 
@@ -105,6 +111,9 @@ func (c Config) String() string {
 	}
 	if c.NoQKVBias {
 		s += ", no qkv bias"
+	}
+	if c.Init == InitTorchvision {
+		s += ", torchvision init"
 	}
 	return s
 }

@@ -63,7 +63,9 @@ func WithDtype(dt tensor.Dtype) Option { return func(o *options) { o.dtype = dt 
 
 // New creates a ViT's parameters in g, initialised as timm does: truncated
 // normal (std 0.02) for weight matrices and the positional embedding,
-// N(0, 1e-6²) for the class token, zero biases, unit LayerNorm scales.
+// N(0, 1e-6²) for the class token, zero biases, unit LayerNorm scales; or,
+// with Config.Init "torchvision", as torchvision's VisionTransformer does
+// (larger weights, which small models learn from faster).
 // The batch size is not fixed here: it is whatever Forward's input has.
 func New(g *G.ExprGraph, cfg Config, opts ...Option) (*ViT, error) {
 	if g == nil {
@@ -129,6 +131,11 @@ func New(g *G.ExprGraph, cfg Config, opts ...Option) (*ViT, error) {
 		return nil, err
 	}
 	m.params = s.Params()
+	if cfg.Init == InitTorchvision && o.share == nil {
+		if err := m.initTorchvision(o.seed); err != nil {
+			return nil, err
+		}
+	}
 	return m, nil
 }
 

@@ -55,7 +55,7 @@ type options struct {
 	cfg                                           train.Config
 	patch, dim, depth, heads, mlpDim              int
 	dropout, attnDropout, dropPath                float64
-	pool, gelu                                    string
+	pool, gelu, init                              string
 	coarse, noFlip                                bool
 	set                                           map[string]bool // flags given explicitly
 }
@@ -93,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.dropPath, "drop-path", 0, "stochastic depth rate of the last block")
 	fs.StringVar(&o.pool, "pool", "cls", "pooling: cls or mean")
 	fs.StringVar(&o.gelu, "gelu", "exact", "GELU: exact or tanh")
+	fs.StringVar(&o.init, "init", "timm", "initialisation: timm (N(0, 0.02²) weights) or torchvision (Xavier-uniform; faster start for small models)")
 	fs.IntVar(&c.Epochs, "epochs", 8, "training epochs")
 	fs.IntVar(&c.Batch, "batch", 32, "batch size")
 	fs.IntVar(&c.EvalBatch, "eval-batch", 0, "evaluation batch size (default: -batch)")
@@ -147,7 +148,7 @@ func (o *options) modelConfig(d *data.Dataset) (model.Config, error) {
 		}
 	}
 	mc.Dropout, mc.AttnDropout, mc.DropPath = o.dropout, o.attnDropout, o.dropPath
-	mc.Pool, mc.GELU = o.pool, o.gelu
+	mc.Pool, mc.GELU, mc.Init = o.pool, o.gelu, o.init
 	if d.H != d.W {
 		return mc, fmt.Errorf("images are %d×%d; the model needs square images", d.H, d.W)
 	}
@@ -162,7 +163,7 @@ func (o *options) modelConfig(d *data.Dataset) (model.Config, error) {
 func (o *options) checkResumeFlags(stored train.Config) error {
 	var clash []string
 	for _, name := range []string{"preset", "patch", "dim", "depth", "heads", "mlp-dim", "dropout", "attn-dropout", "drop-path",
-		"pool", "gelu", "classes", "batch", "eval-batch", "lr", "min-lr", "wd", "warmup", "smoothing", "clip", "pad", "no-flip", "seed", "skip-nan"} {
+		"pool", "gelu", "init", "classes", "batch", "eval-batch", "lr", "min-lr", "wd", "warmup", "smoothing", "clip", "pad", "no-flip", "seed", "skip-nan"} {
 		if o.set[name] {
 			clash = append(clash, "-"+name)
 		}

@@ -283,13 +283,38 @@ def lr_at(step, base, min_lr, warmup, total):
     return min_lr + (base - min_lr) * 0.5 * (1 + math.cos(math.pi * (step - w) / span))
 
 
-def build_model(image_size, patch, channels, dim, depth, heads, mlp_dim, num_classes):
+def build_model(image_size, patch, channels, dim, depth, heads, mlp_dim, num_classes, init="torchvision"):
     model = VisionTransformer(image_size=image_size, patch_size=patch, num_layers=depth, num_heads=heads,
                               hidden_dim=dim, mlp_dim=mlp_dim, dropout=0.0, attention_dropout=0.0,
                               num_classes=num_classes)
     if channels != 3:
         model.conv_proj = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch)
+        # torchvision's own rule for its patch projection, as for 3 channels.
+        nn.init.trunc_normal_(model.conv_proj.weight, std=math.sqrt(1 / (channels * patch * patch)))
+        nn.init.zeros_(model.conv_proj.bias)
+    if init == "timm":
+        timm_init(model)
     return model
+
+
+def timm_init(model):
+    """The Go package's (timm's) initialisation: every weight matrix and the
+    patch projection ~ N(0, 0.02²) truncated at ±2σ, biases 0, position
+    embedding N(0, 0.02²) truncated, class token N(0, 1e-12), LayerNorm 1/0."""
+    def tn(t):
+        nn.init.trunc_normal_(t, std=0.02, a=-0.04, b=0.04)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name == "class_token":
+                nn.init.normal_(p, std=1e-6)
+            elif name == "encoder.pos_embedding":
+                tn(p)
+            elif p.ndim >= 2:
+                tn(p)
+            elif "ln" in name.split(".")[-2] and name.endswith("weight"):
+                nn.init.ones_(p)
+            else:
+                nn.init.zeros_(p)
 
 
 NO_DECAY_MATRICES = ("class_token", "encoder.pos_embedding")
@@ -380,6 +405,7 @@ def parse_args(argv):
     a("--clip", type=float, default=1.0, help="global gradient-norm clipping (0 = off)")
     a("--pad", type=int, default=0, help="random crop after padding by this many pixels (0 = no crop)")
     a("--no-flip", action="store_true", help="no random horizontal flips (e.g. for digits)")
+    a("--init", choices=["torchvision", "timm"], default="torchvision", help="initialisation: torchvision's own, or the Go package's (timm's)")
     a("--seed", type=int, default=0, help="random seed: weights, data order, augmentation")
     a("--threads", type=int, default=2, help="torch.set_num_threads")
     a("--metrics", default="", metavar="FILE", help="also write the JSON lines to this file")
@@ -443,7 +469,7 @@ def run(argv):
     log(f"normalisation: mean {[float(m) for m in mean]}, std {[float(s) for s in std]}")
 
     torch.manual_seed(seed_entropy(args.seed))
-    model = build_model(image_size, args.patch, channels, args.dim, args.depth, args.heads, args.mlp_dim, num_classes)
+    model = build_model(image_size, args.patch, channels, args.dim, args.depth, args.heads, args.mlp_dim, num_classes, args.init)
     groups, decay_names, no_decay_names = param_groups(model, args.wd)
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
     criterion = nn.CrossEntropyLoss(label_smoothing=args.smoothing)
