@@ -11,6 +11,19 @@ import (
 	"github.com/vitgo/vit/layers/gradcheck"
 )
 
+// inDtype returns a copy of the float64 tensor t in dtype dt.
+func inDtype(dt tensor.Dtype, t *tensor.Dense) *tensor.Dense {
+	v := t.Data().([]float64)
+	if dt == tensor.Float32 {
+		f := make([]float32, len(v))
+		for j, x := range v {
+			f[j] = float32(x)
+		}
+		return tensor.New(tensor.WithShape(t.Shape().Clone()...), tensor.WithBacking(f))
+	}
+	return tensor.New(tensor.WithShape(t.Shape().Clone()...), tensor.WithBacking(append([]float64(nil), v...)))
+}
+
 // gradsIn builds cost = Σ w·f(inputs) in dtype dt (inputs given in float64,
 // w a fixed random weighting of the output) and returns the output and the
 // gradients with respect to every input, as float64.
@@ -19,35 +32,14 @@ func gradsIn(t *testing.T, dt tensor.Dtype, build gradcheck.Builder, inputs []*t
 	g := G.NewGraph()
 	nodes := make(G.Nodes, len(inputs))
 	for i, in := range inputs {
-		v := in.Data().([]float64)
-		var val *tensor.Dense
-		if dt == tensor.Float32 {
-			f := make([]float32, len(v))
-			for j, x := range v {
-				f[j] = float32(x)
-			}
-			val = tensor.New(tensor.WithShape(in.Shape().Clone()...), tensor.WithBacking(f))
-		} else {
-			val = tensor.New(tensor.WithShape(in.Shape().Clone()...), tensor.WithBacking(append([]float64(nil), v...)))
-		}
-		nodes[i] = G.NewTensor(g, dt, in.Dims(), G.WithShape(in.Shape().Clone()...), G.WithValue(val), G.WithName(string(rune('a'+i))))
+		nodes[i] = G.NewTensor(g, dt, in.Dims(), G.WithShape(in.Shape().Clone()...), G.WithValue(inDtype(dt, in)), G.WithName(string(rune('a'+i))))
 	}
 	y, err := build(g, nodes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewSource(seed))
-	wv := gradcheck.Random(rng, 1, y.Shape()...).Data().([]float64)
-	var wt *tensor.Dense
-	if dt == tensor.Float32 {
-		f := make([]float32, len(wv))
-		for j, x := range wv {
-			f[j] = float32(x)
-		}
-		wt = tensor.New(tensor.WithShape(y.Shape().Clone()...), tensor.WithBacking(f))
-	} else {
-		wt = tensor.New(tensor.WithShape(y.Shape().Clone()...), tensor.WithBacking(wv))
-	}
+	wt := inDtype(dt, gradcheck.Random(rng, 1, y.Shape()...))
 	w := G.NewTensor(g, dt, y.Dims(), G.WithShape(y.Shape().Clone()...), G.WithValue(wt), G.WithName("w"))
 	cost := G.Must(G.Sum(G.Must(G.HadamardProd(y, w))))
 	if _, err := G.Grad(cost, nodes...); err != nil {

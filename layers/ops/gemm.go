@@ -86,3 +86,29 @@ func parallelFor(n, costPer int, f func(lo, hi int)) {
 	}
 	wg.Wait()
 }
+
+// rowBlockSums returns Σ_r f's contribution over rows [0, rows) as d
+// column sums: f(acc, r) adds row r's d values into acc. Blocks of 256 rows
+// are summed in float32 in parallel (costPerRow guides the split), and the
+// block sums are added in float64 in block order, so the result does not
+// depend on the number of cores.
+func rowBlockSums(rows, d, costPerRow int, f func(acc []float32, r int)) []float64 {
+	const block = 256
+	parts := make([][]float32, (rows+block-1)/block)
+	parallelFor(len(parts), block*costPerRow, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			acc := make([]float32, d)
+			for r := p * block; r < min((p+1)*block, rows); r++ {
+				f(acc, r)
+			}
+			parts[p] = acc
+		}
+	})
+	total := make([]float64, d)
+	for _, acc := range parts {
+		for j, v := range acc {
+			total[j] += float64(v)
+		}
+	}
+	return total
+}

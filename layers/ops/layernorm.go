@@ -219,26 +219,11 @@ func layerNormBwdGamma[T Float](x, dy, dg []T, eps float64) {
 	if x32, ok := any(x).([]float32); ok {
 		dy32, dg32 := any(dy).([]float32), any(dg).([]float32)
 		rows := len(x) / d
-		// Per-block float32 sums, added up in float64 in block order.
-		const block = 256
-		parts := make([][]float32, (rows+block-1)/block)
-		parallelFor(len(parts), block*d*4, func(lo, hi int) {
-			for p := lo; p < hi; p++ {
-				acc := make([]float32, d)
-				for r := p * block; r < min((p+1)*block, rows); r++ {
-					row := x32[r*d : (r+1)*d]
-					m, v := vec.Moments(row)
-					vec.AccXhatDy(acc, row, dy32[r*d:(r+1)*d], m, vec.RStd(v, float32(eps)))
-				}
-				parts[p] = acc
-			}
+		total := rowBlockSums(rows, d, 4*d, func(acc []float32, r int) {
+			row := x32[r*d : (r+1)*d]
+			m, v := vec.Moments(row)
+			vec.AccXhatDy(acc, row, dy32[r*d:(r+1)*d], m, vec.RStd(v, float32(eps)))
 		})
-		total := make([]float64, d)
-		for _, acc := range parts {
-			for j, v := range acc {
-				total[j] += float64(v)
-			}
-		}
 		for j := range dg32 {
 			dg32[j] = float32(total[j])
 		}

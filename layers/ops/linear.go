@@ -210,27 +210,10 @@ func (op sumRowsOp) Do(vs ...G.Value) (G.Value, error) {
 
 func sumRows[T Float](x, y []T, n int) {
 	if x32, ok := any(x).([]float32); ok {
-		// Blocks of rows summed in float32 in parallel, the block sums
-		// added in float64 in block order (the same result for any number
-		// of cores).
 		y32, rows := any(y).([]float32), len(x)/n
-		const block = 256
-		parts := make([][]float32, (rows+block-1)/block)
-		parallelFor(len(parts), block*n, func(lo, hi int) {
-			for p := lo; p < hi; p++ {
-				acc := make([]float32, n)
-				for r := p * block; r < min((p+1)*block, rows); r++ {
-					vec.AddTo(acc, x32[r*n:(r+1)*n])
-				}
-				parts[p] = acc
-			}
+		total := rowBlockSums(rows, n, n, func(acc []float32, r int) {
+			vec.AddTo(acc, x32[r*n:(r+1)*n])
 		})
-		total := make([]float64, n)
-		for _, acc := range parts {
-			for j, v := range acc {
-				total[j] += float64(v)
-			}
-		}
 		for j := range total {
 			y32[j] += float32(total[j])
 		}
