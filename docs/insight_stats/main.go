@@ -1,8 +1,14 @@
-// Command attention_stats measures, over a dataset's test images, where a
-// trained model's attention goes: on the object or on the background. It is
-// the count quoted in docs/insight.md:
+// Command insight_stats puts numbers on the pictures of docs/insight.md for
+// a trained model: how its positional embeddings relate to the patch grid,
+// and, over a dataset's test images, whether its attention goes to the
+// object or to the background:
 //
-//	go run ./docs/attention_stats -model runs/f20/vit.safetensors -data /usr/share/datasets/fashion-mnist -n 1000
+//	go run ./docs/insight_stats -model runs/tv/vit.safetensors -data /usr/share/datasets/fashion-mnist -n 1000
+//
+// Positional embeddings: for every patch position, the other position whose
+// embedding is most similar (cosine, insight.PosSimilarity) — a direct
+// neighbour (sharing a side), a diagonal one, the mirror image across the
+// vertical axis, or other — and the mean similarity by grid distance.
 //
 // A patch counts as object when the mean of its pixels (in [0,1], before
 // normalisation) exceeds -threshold; Fashion-MNIST's background is black.
@@ -33,7 +39,7 @@ func main() {
 	thr := flag.Float64("threshold", 0.1, "mean pixel value above which a patch counts as object")
 	flag.Parse()
 	if err := run(*ckpt, *dir, *n, *thr); err != nil {
-		fmt.Fprintln(os.Stderr, "attention_stats:", err)
+		fmt.Fprintln(os.Stderr, "insight_stats:", err)
 		os.Exit(1)
 	}
 }
@@ -65,6 +71,9 @@ func run(ckpt, dir string, n int, thr float64) error {
 		return err
 	}
 	defer c.Close()
+	if err := posStats(c); err != nil {
+		return err
+	}
 	_, test, _, err := data.Load(dir, data.Options{})
 	if err != nil {
 		return err
@@ -148,4 +157,60 @@ func run(ckpt, dir string, n int, thr float64) error {
 		fmt.Printf("block %d alone: %.1f%% of the class token's attention to patches goes to object patches\n", l+1, 100*m/f)
 	}
 	return nil
+}
+
+// posStats prints how the positional embeddings' similarities follow the grid.
+func posStats(c *model.Classifier) error {
+	pe, tokens, dim := c.PositionalEmbedding()
+	sim, g, err := insight.PosSimilarity(pe, tokens, dim)
+	if err != nil {
+		return err
+	}
+	n := g * g
+	var side, diag, mirror, other int
+	byDist := map[int][2]float64{} // Manhattan distance → (sum, count)
+	for i := 0; i < n; i++ {
+		ri, ci := i/g, i%g
+		best := -1
+		for j := 0; j < n; j++ {
+			if j == i {
+				continue
+			}
+			rj, cj := j/g, j%g
+			d := abs(ri-rj) + abs(ci-cj)
+			e := byDist[d]
+			byDist[d] = [2]float64{e[0] + sim[i*n+j], e[1] + 1}
+			if best < 0 || sim[i*n+j] > sim[i*n+best] {
+				best = j
+			}
+		}
+		rb, cb := best/g, best%g
+		switch dr, dc := abs(ri-rb), abs(ci-cb); {
+		case dr+dc == 1:
+			side++
+		case dr == 1 && dc == 1:
+			diag++
+		case rb == ri && cb == g-1-ci:
+			mirror++
+		default:
+			other++
+		}
+	}
+	fmt.Printf("positional embeddings (%d×%d grid): the most similar other position is a side neighbour for %d of %d positions, "+
+		"a diagonal neighbour for %d, the mirror image (same row, column %d−c) for %d, elsewhere for %d\n", g, g, side, n, diag, g-1, mirror, other)
+	fmt.Print("mean cosine similarity by grid distance (|Δrow|+|Δcolumn|):")
+	for d := 1; d <= 2*(g-1); d++ {
+		if e := byDist[d]; e[1] > 0 {
+			fmt.Printf(" %d: %.2f", d, e[0]/e[1])
+		}
+	}
+	fmt.Println()
+	return nil
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
