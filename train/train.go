@@ -29,7 +29,7 @@ type Config struct {
 	Model        model.Config `json:"model"`
 	Epochs       int          `json:"epochs"`
 	Batch        int          `json:"batch"`
-	EvalBatch    int          `json:"eval_batch,omitempty"` // 0 = Batch
+	EvalBatch    int          `json:"eval_batch,omitempty"` // 0 = min(Batch, 32): the evaluation graph's buffers add to the training graph's, so a small batch keeps the peak memory down
 	LR           float64      `json:"lr"`                   // peak learning rate
 	MinLR        float64      `json:"min_lr"`               // at the end of the cosine
 	WeightDecay  float64      `json:"weight_decay"`         // decoupled, on weight matrices only
@@ -238,7 +238,7 @@ func (r *Run) evalBatch() int {
 	if r.Config.EvalBatch > 0 {
 		return r.Config.EvalBatch
 	}
-	return r.Config.Batch
+	return min(r.Config.Batch, 32)
 }
 
 // Close releases the machines.

@@ -96,7 +96,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.init, "init", "timm", "initialisation: timm (N(0, 0.02²) weights) or torchvision (Xavier-uniform; faster start for small models)")
 	fs.IntVar(&c.Epochs, "epochs", 8, "training epochs")
 	fs.IntVar(&c.Batch, "batch", 32, "batch size")
-	fs.IntVar(&c.EvalBatch, "eval-batch", 0, "evaluation batch size (default: -batch)")
+	fs.IntVar(&c.EvalBatch, "eval-batch", 0, "evaluation batch size (default: -batch, at most 32)")
 	fs.Float64Var(&c.LR, "lr", 3e-3, "peak learning rate (AdamW)")
 	fs.Float64Var(&c.MinLR, "min-lr", 1e-5, "final learning rate of the cosine schedule")
 	fs.Float64Var(&c.WeightDecay, "wd", 0.05, "decoupled weight decay (weight matrices only)")
