@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand"
 	"os"
 	"os/exec"
@@ -253,5 +254,46 @@ func TestSIGINTSaves(t *testing.T) {
 	}
 	if st := tensorsOf(t, out); len(st) == 0 {
 		t.Error("the saved checkpoint holds no tensors")
+	}
+}
+
+// TestDiskFull: a checkpoint write that fails because the disk is full (here
+// the file-size limit, RLIMIT_FSIZE, set below the checkpoint's size: writes
+// past it fail with EFBIG as on a full disk) is reported in one line, leaves
+// no temporary file, and leaves the previous checkpoint intact.
+func TestDiskFull(t *testing.T) {
+	trainBin, _ := binaries(t)
+	dir := t.TempDir()
+	ck := filepath.Join(dir, "vit.safetensors")
+	if code, so, se := runBin(t, trainBin, tinyRun(ck, "1")...); code != 0 {
+		t.Fatalf("first run: exit %d\n%s%s", code, so, se)
+	}
+	before, err := os.ReadFile(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := len(before) / 2 / 1024 // in 1024-byte blocks, as ulimit -f counts
+	script := fmt.Sprintf("ulimit -f %d && exec %q \"$@\"", limit, trainBin)
+	args := append([]string{"-c", script, "train"}, "-data", "../../testdata/fashion-sample", "-out", ck, "-resume", ck, "-epochs", "2", "-save-every", "1ns")
+	code, so, se := runBin(t, "/bin/sh", args...)
+	if code == 0 {
+		t.Fatalf("the run with a %d KiB file-size limit succeeded; want a write error\n%s", limit, so)
+	}
+	lines := strings.Split(strings.TrimRight(se, "\n"), "\n")
+	if len(lines) != 1 || !strings.Contains(se, "vit.safetensors") || !strings.Contains(se, "file too large") {
+		t.Errorf("stderr %q: want one line naming the checkpoint and the write error", se)
+	}
+	after, err := os.ReadFile(ck)
+	if err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("the previous checkpoint changed (%v)", err)
+	}
+	if _, _, err := model.ReadSafetensors(ck); err != nil {
+		t.Fatalf("the previous checkpoint no longer reads: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
 	}
 }
