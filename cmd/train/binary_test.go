@@ -173,28 +173,10 @@ func TestSIGKILLResume(t *testing.T) {
 	kill := 1 + rand.New(rand.NewSource(seed)).Intn(6) // progress lines come every quarter epoch: 8 in all
 	t.Logf("killing after progress line %d (seed %d)", kill, seed)
 	cut := filepath.Join(dir, "cut.safetensors")
-	cmd := exec.Command(trainBin, append(tinyRun(cut, "2"), "-save-every", "1ns")...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	seen, killedAt := 0, ""
-	for sc.Scan() {
-		if strings.HasPrefix(sc.Text(), "step ") {
-			if seen++; seen == kill {
-				killedAt = sc.Text()
-				cmd.Process.Signal(syscall.SIGKILL)
-				break
-			}
-		}
-	}
-	err = cmd.Wait()
+	cmd, killedAt := signalAfter(t, trainBin, append(tinyRun(cut, "2"), "-save-every", "1ns"), nil, kill, syscall.SIGKILL)
+	err := cmd.Wait()
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("the run was not killed (%v; %d progress lines seen)", err, seen)
+		t.Fatalf("the run was not killed (%v)", err)
 	}
 	t.Logf("killed after %q", killedAt)
 	code, so, se := runBin(t, trainBin, "-data", "../../testdata/fashion-sample", "-out", cut, "-resume", cut)
@@ -218,14 +200,15 @@ func TestSIGKILLResume(t *testing.T) {
 	}
 }
 
-// TestSIGINTSaves: Ctrl-C saves a checkpoint, says how to resume, and exits
-// with status 130.
-func TestSIGINTSaves(t *testing.T) {
-	trainBin, _ := binaries(t)
-	out := filepath.Join(t.TempDir(), "vit.safetensors")
-	cmd := exec.Command(trainBin, tinyRun(out, "50")...)
-	var se bytes.Buffer
-	cmd.Stderr = &se
+// signalAfter starts bin, sends sig once it has printed n progress lines
+// ("step …"), and returns the command (still to be waited for; its stdout is
+// drained) and the line after which the signal went.
+func signalAfter(t *testing.T, bin string, args []string, stderr *bytes.Buffer, n int, sig os.Signal) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	if stderr != nil {
+		cmd.Stderr = stderr
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -234,14 +217,30 @@ func TestSIGINTSaves(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(stdout)
+	seen, at := 0, ""
 	for sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "step ") {
-			cmd.Process.Signal(os.Interrupt)
-			break
+			if seen++; seen == n {
+				at = sc.Text()
+				cmd.Process.Signal(sig)
+				break
+			}
 		}
 	}
-	for sc.Scan() {
-	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	return cmd, at
+}
+
+// TestSIGINTSaves: Ctrl-C saves a checkpoint, says how to resume, and exits
+// with status 130.
+func TestSIGINTSaves(t *testing.T) {
+	trainBin, _ := binaries(t)
+	out := filepath.Join(t.TempDir(), "vit.safetensors")
+	var se bytes.Buffer
+	cmd, _ := signalAfter(t, trainBin, tinyRun(out, "50"), &se, 1, os.Interrupt)
 	cmd.Wait()
 	if code := cmd.ProcessState.ExitCode(); code != 130 {
 		t.Fatalf("exit status %d after SIGINT, want 130; stderr:\n%s", code, se.String())

@@ -109,6 +109,16 @@ def hsum(y, x, ret):
     emit(f"\tVHADDPS {xs}, {xs}, {xs}")
     emit(f"\tVMOVSS {xs}, {ret}")
 
+def allreduce(reg, op):
+    """Reduces the eight lanes of reg with op (VADDPS, VMAXPS) into every
+    lane; Y0 is scratch."""
+    emit(f"\tVPERM2F128 $1, {reg}, {reg}, Y0")
+    emit(f"\t{op} Y0, {reg}, {reg}")
+    emit(f"\tVPERMILPS $0x4e, {reg}, Y0")
+    emit(f"\t{op} Y0, {reg}, {reg}")
+    emit(f"\tVPERMILPS $0xb1, {reg}, Y0")
+    emit(f"\t{op} Y0, {reg}, {reg}")
+
 def tail_mask(reg):
     # BX = remaining count r in 1..7; reg = masktab[8-r:]
     emit("\tMOVQ $8, AX")
@@ -423,12 +433,7 @@ def softmax_rows():
     emit("\tVMAXPS Y0, Y11, Y11")
     emit("sm_max_done:")
     # horizontal max → broadcast in Y11
-    emit("\tVPERM2F128 $1, Y11, Y11, Y0")
-    emit("\tVMAXPS Y0, Y11, Y11")
-    emit("\tVPERMILPS $0x4e, Y11, Y0")
-    emit("\tVMAXPS Y0, Y11, Y11")
-    emit("\tVPERMILPS $0xb1, Y11, Y0")
-    emit("\tVMAXPS Y0, Y11, Y11")
+    allreduce("Y11", "VMAXPS")
     # pass 2: e^(x−max), sum in Y10
     emit("\tVXORPS Y10, Y10, Y10")
     emit("\tMOVQ R12, SI")
@@ -455,12 +460,7 @@ def softmax_rows():
     emit("\tVADDPS Y0, Y10, Y10")
     emit("sm_exp_done:")
     # horizontal sum → 1/sum broadcast in Y9
-    emit("\tVPERM2F128 $1, Y10, Y10, Y0")
-    emit("\tVADDPS Y0, Y10, Y10")
-    emit("\tVPERMILPS $0x4e, Y10, Y0")
-    emit("\tVADDPS Y0, Y10, Y10")
-    emit("\tVPERMILPS $0xb1, Y10, Y0")
-    emit("\tVADDPS Y0, Y10, Y10")
+    allreduce("Y10", "VADDPS")
     emit("\tVDIVPS Y10, Y12, Y9")
     # pass 3: scale
     emit("\tMOVQ R12, SI")
@@ -527,12 +527,7 @@ def softmax_bwd_rows():
     emit("\tVMASKMOVPS (R11), Y8, Y1")
     emit("\tVFMADD231PS Y1, Y0, Y10")
     emit("sb_dot_done:")
-    emit("\tVPERM2F128 $1, Y10, Y10, Y0")
-    emit("\tVADDPS Y0, Y10, Y10")
-    emit("\tVPERMILPS $0x4e, Y10, Y0")
-    emit("\tVADDPS Y0, Y10, Y10")
-    emit("\tVPERMILPS $0xb1, Y10, Y0")
-    emit("\tVADDPS Y0, Y10, Y10")
+    allreduce("Y10", "VADDPS")
     emit("\tMOVQ R14, CX")
     emit("\tSHRQ $3, CX")
     emit("\tJZ sb_out_tail")
