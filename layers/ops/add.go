@@ -53,13 +53,12 @@ func (op addOp) Do(vs ...G.Value) (G.Value, error) {
 
 func addFwd[T Float](a, b, y []T) {
 	parallelFor(len(a), 1, func(lo, hi int) {
-		copy(y[lo:hi], a[lo:hi])
 		if y32, ok := any(y).([]float32); ok {
-			vec.AddTo(y32[lo:hi], any(b).([]float32)[lo:hi])
+			vec.Add(y32[lo:hi], any(a).([]float32)[lo:hi], any(b).([]float32)[lo:hi])
 			return
 		}
 		for i := lo; i < hi; i++ {
-			y[i] += b[i]
+			y[i] = a[i] + b[i]
 		}
 	})
 }

@@ -570,9 +570,20 @@ def add_to():
     loop("addTo", "(acc, x *float32, n int)", 24,
          [("acc+0(FP)", "DI"), ("x+8(FP)", "SI"), ("n+16(FP)", "CX")], ["DI", "SI"], lambda: None, body, lambda: None)
 
+def add3():
+    # y = a + b
+    def body(mask):
+        load("SI", "Y0", mask)
+        load("DX", "Y1", mask)
+        emit("\tVADDPS Y1, Y0, Y0")
+        store("Y0", "DI", mask)
+    loop("add3", "(y, a, b *float32, n int)", 32,
+         [("y+0(FP)", "DI"), ("a+8(FP)", "SI"), ("b+16(FP)", "DX"), ("n+24(FP)", "CX")], ["DI", "SI", "DX"], lambda: None, body, lambda: None)
+
 header()
 softmax_bwd_rows()
 add_to()
+add3()
 softmax_rows()
 exp_shift_sum()
 gelu(False)

@@ -206,3 +206,19 @@ func AddTo(acc, x []float32) {
 		acc[j] += v
 	}
 }
+
+// Add sets y[j] = a[j] + b[j] for every j < len(a). y may be a or b.
+func Add(y, a, b []float32) {
+	n := len(a)
+	if n == 0 {
+		return
+	}
+	_, _ = y[n-1], b[n-1]
+	if useAsm {
+		add3(&y[0], &a[0], &b[0], n)
+		return
+	}
+	for j, v := range a {
+		y[j] = v + b[j]
+	}
+}

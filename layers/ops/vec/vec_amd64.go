@@ -39,3 +39,6 @@ func softmaxBwdRows(ds, p, grad *float32, rows, n int)
 
 //go:noescape
 func addTo(acc, x *float32, n int)
+
+//go:noescape
+func add3(y, a, b *float32, n int)

@@ -335,6 +335,41 @@ addTo_done:
 	VZEROUPPER
 	RET
 
+// func add3(y, a, b *float32, n int)
+TEXT ·add3(SB), NOSPLIT, $0-32
+	MOVQ y+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ CX, BX
+	ANDQ $7, BX
+	SHRQ $3, CX
+	JZ add3_tail
+add3_loop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (DX), Y1
+	VADDPS Y1, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
+	ADDQ $32, SI
+	ADDQ $32, DX
+	DECQ CX
+	JNZ add3_loop
+add3_tail:
+	TESTQ BX, BX
+	JZ add3_done
+	MOVQ $8, AX
+	SUBQ BX, AX
+	LEAQ masktab<>(SB), R9
+	VMOVUPS (R9)(AX*4), Y15
+	VMASKMOVPS (SI), Y15, Y0
+	VMASKMOVPS (DX), Y15, Y1
+	VADDPS Y1, Y0, Y0
+	VMASKMOVPS Y0, Y15, (DI)
+add3_done:
+	VZEROUPPER
+	RET
+
 // func softmaxRows(x *float32, rows, n int)
 TEXT ·softmaxRows(SB), NOSPLIT, $0-24
 	MOVQ x+0(FP), R12

@@ -31,3 +31,5 @@ func softmaxRows(x *float32, rows, n int) { panic("vec: no assembly kernel") }
 func softmaxBwdRows(ds, p, grad *float32, rows, n int) { panic("vec: no assembly kernel") }
 
 func addTo(acc, x *float32, n int) { panic("vec: no assembly kernel") }
+
+func add3(y, a, b *float32, n int) { panic("vec: no assembly kernel") }

@@ -267,6 +267,17 @@ func checkSoftmaxBackward(t *testing.T) {
 		if acc[n] != want[n] {
 			t.Fatalf("n=%d: AddTo wrote past the end", n)
 		}
+		y := make([]float32, n+1)
+		y[n] = 66
+		Add(y[:n], p[:n], g[:n])
+		for j := 0; j < n; j++ {
+			if y[j] != p[j]+g[j] {
+				t.Fatalf("n=%d: Add[%d] = %g, want %g", n, j, y[j], p[j]+g[j])
+			}
+		}
+		if y[n] != 66 {
+			t.Fatalf("n=%d: Add wrote past the end", n)
+		}
 	}
 }
 
