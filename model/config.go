@@ -187,13 +187,20 @@ func Presets() []string {
 
 // NumParams returns the number of learnable scalars of a model with this
 // config, without building it.
-func (c Config) NumParams() int {
-	d, h := c.Dim, c.MLPDim
+func (c Config) NumParams() int { return int(c.numParams()) }
+
+// numParams is NumParams in float64, which cannot overflow for the
+// absurd configs a damaged file may hold (see CheckFits); it is exact for
+// every model that fits in memory.
+func (c Config) numParams() float64 {
+	d, h := float64(c.Dim), float64(c.MLPDim)
 	qkvBias := 3 * d
 	if c.NoQKVBias {
 		qkvBias = 0
 	}
 	block := 2*d + (3*d*d + qkvBias) + (d*d + d) + 2*d + (h*d + h) + (d*h + d)
-	embed := d*c.Channels*c.PatchSize*c.PatchSize + d + d + c.Tokens()*d
-	return embed + c.Depth*block + 2*d + c.NumClasses*d + c.NumClasses
+	grid := float64(c.ImageSize / c.PatchSize)
+	embed := d*float64(c.Channels*c.PatchSize*c.PatchSize) + d + d + (grid*grid+1)*d
+	k := float64(c.NumClasses)
+	return embed + float64(c.Depth)*block + 2*d + k*d + k
 }

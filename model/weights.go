@@ -174,12 +174,8 @@ func CheckFits(cfg Config, st map[string]Tensor) error {
 	for _, t := range st {
 		have += float64(len(t.Data))
 	}
-	d, h := float64(cfg.Dim), float64(cfg.MLPDim)
-	p := float64(cfg.PatchSize)
-	tokens := float64(cfg.ImageSize/cfg.PatchSize)*float64(cfg.ImageSize/cfg.PatchSize) + 1
-	need := d*float64(cfg.Channels)*p*p + tokens*d + float64(cfg.Depth)*(4*d*d+2*d*h) + float64(cfg.NumClasses)*d
-	if need > have {
-		return errors.Errorf("model: the config (%v) needs about %.3g parameters, but the file holds only %.0f values", cfg, need, have)
+	if need := cfg.numParams(); need > have {
+		return errors.Errorf("model: the config (%v) needs %.4g parameters, but the file holds only %.0f values", cfg, need, have)
 	}
 	return nil
 }

@@ -204,12 +204,12 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		return 1, fmt.Errorf("cannot create the checkpoint directory: %v", err)
 	}
 	// Find out now, not after the first epoch, if checkpoints cannot be written.
-	if f, err := os.CreateTemp(filepath.Dir(o.out), ".vit-write-test-*"); err != nil {
+	probe, err := os.CreateTemp(filepath.Dir(o.out), ".vit-write-test-*")
+	if err != nil {
 		return 1, fmt.Errorf("cannot write to the checkpoint directory: %v", err)
-	} else {
-		f.Close()
-		os.Remove(f.Name())
 	}
+	probe.Close()
+	os.Remove(probe.Name())
 
 	var r *train.Run
 	if o.resume != "" {

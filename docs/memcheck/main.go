@@ -2,8 +2,11 @@
 // and prints the process's resident memory as it goes, to show that memory
 // stays flat and to measure the peak of a run (docs/performance.md):
 //
-//	go run ./docs/memcheck -config cifar-tiny -steps 30 -every 10
+//	go run ./docs/memcheck -config cifar-tiny -steps 10 -every 2
 //	go run ./docs/memcheck -config mnist-small -steps 1000 -every 100
+//
+// -config names a model preset; -patch overrides its patch size (the
+// Fashion-MNIST recipe's model is mnist-small with -patch 4).
 //
 // It builds what cmd/train builds (the training graph and the evaluation
 // graph over the same weights) and evaluates once at the end.
@@ -21,12 +24,6 @@ import (
 	"github.com/vitgo/vit/train"
 	"github.com/vitgo/vit/train/data"
 )
-
-var configs = map[string]model.Config{
-	"mnist-small": {ImageSize: 28, PatchSize: 7, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10},
-	"cifar-tiny":  {ImageSize: 32, PatchSize: 4, Channels: 3, Dim: 192, Depth: 6, Heads: 3, MLPDim: 768, NumClasses: 10},
-	"fashion-p4":  {ImageSize: 28, PatchSize: 4, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10},
-}
 
 // status returns VmRSS and VmHWM (peak) from /proc/self/status, in MiB.
 func status() (rss, peak float64) {
@@ -52,15 +49,19 @@ func status() (rss, peak float64) {
 }
 
 func main() {
-	name := flag.String("config", "mnist-small", "mnist-small, cifar-tiny or fashion-p4")
+	name := flag.String("config", "mnist-small", "model preset: "+strings.Join(model.Presets(), ", "))
+	patch := flag.Int("patch", 0, "patch size (overrides the preset's)")
 	steps := flag.Int("steps", 1000, "training steps")
 	every := flag.Int("every", 100, "print memory every this many steps")
 	batch := flag.Int("batch", 128, "batch size")
 	flag.Parse()
-	mc, ok := configs[*name]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "memcheck: unknown -config %q (mnist-small, cifar-tiny or fashion-p4)\n", *name)
+	mc, err := model.Preset(*name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "memcheck:", err)
 		os.Exit(2)
+	}
+	if *patch > 0 {
+		mc.PatchSize = *patch
 	}
 	if *steps < 1 || *every < 1 || *batch < 1 {
 		fmt.Fprintln(os.Stderr, "memcheck: -steps, -every and -batch must be positive")

@@ -143,6 +143,25 @@ func softmaxRows[T Float](x []T, n int) {
 	}
 }
 
+// softmaxBackwardRows sets, row by row (n values each), ds = p·(g − Σp·g):
+// the gradient through a softmax whose output is p and output gradient g.
+func softmaxBackwardRows[T Float](ds, p, g []T, n int) {
+	if p32, ok := any(p).([]float32); ok {
+		vec.SoftmaxBackwardRows(any(ds).([]float32), p32, any(g).([]float32), n)
+		return
+	}
+	for r := 0; r < len(p); r += n {
+		pr, gr := p[r:r+n], g[r:r+n]
+		var dot T
+		for j, v := range pr {
+			dot += v * gr[j]
+		}
+		for j, v := range pr {
+			ds[r+j] = v * (gr[j] - dot)
+		}
+	}
+}
+
 // softmaxRow replaces x by softmax(x), subtracting the row's own maximum.
 func softmaxRow[T Float](x []T) {
 	m := x[0]
@@ -221,20 +240,7 @@ func attnProbsBwd[T Float](qkv, p, dp, dqkv []T, b, n, d, heads int) {
 		ds := make([]T, nn) // dS of one (b,h) pair, reused
 		for i := lo; i < hi; i++ {
 			ps, dps := p[i*nn:(i+1)*nn], dp[i*nn:(i+1)*nn]
-			if p32, ok := any(ps).([]float32); ok {
-				vec.SoftmaxBackwardRows(any(ds).([]float32), p32, any(dps).([]float32), n)
-			} else {
-				for r := 0; r < nn; r += n {
-					pr, gr := ps[r:r+n], dps[r:r+n]
-					var dot T
-					for j, v := range pr {
-						dot += v * gr[j]
-					}
-					for j, v := range pr {
-						ds[r+j] = v * (gr[j] - dot)
-					}
-				}
-			}
+			softmaxBackwardRows(ds, ps, dps, n)
 			off := (i/heads)*n*ld + (i%heads)*dh                                           // q of (b,h); k is at off+d
 			gemm(false, false, n, dh, n, scale, ds, n, qkv[off+d:], ld, 0, dqkv[off:], ld) // dQ = scale·dS·K
 			gemm(true, false, n, dh, n, scale, ds, n, qkv[off:], ld, 0, dqkv[off+d:], ld)  // dK = scale·dSᵀ·Q

@@ -81,8 +81,8 @@ func layerNormFwd[T Float](x, gamma, beta, y []T, eps float64) {
 		parallelFor(len(x)/d, d*4, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				row := x32[r*d : (r+1)*d]
-				m, v := vec.Moments(row)
-				vec.NormAffine(y32[r*d:(r+1)*d], row, g32, b32, m, vec.RStd(v, float32(eps)))
+				m, s := vec.MeanRStd(row, float32(eps))
+				vec.NormAffine(y32[r*d:(r+1)*d], row, g32, b32, m, s)
 			}
 		})
 		return
@@ -154,8 +154,7 @@ func layerNormBwdX[T Float](x, gamma, dy, dx []T, eps float64) {
 		parallelFor(len(x)/d, d*6, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				row, gr := x32[r*d:(r+1)*d], dy32[r*d:(r+1)*d]
-				m, v := vec.Moments(row)
-				s := vec.RStd(v, float32(eps))
+				m, s := vec.MeanRStd(row, float32(eps))
 				sg, sgx := vec.LNBackwardSums(row, gr, g32, m)
 				// dx = s·g − s·mean(g) − x̂·s·mean(g·x̂), g = dy·γ, x̂ = (x−m)·s.
 				a, b := sg/float32(d), s*sgx/float32(d)
@@ -221,8 +220,8 @@ func layerNormBwdGamma[T Float](x, dy, dg []T, eps float64) {
 		rows := len(x) / d
 		total := rowBlockSums(rows, d, 4*d, func(acc []float32, r int) {
 			row := x32[r*d : (r+1)*d]
-			m, v := vec.Moments(row)
-			vec.AccXhatDy(acc, row, dy32[r*d:(r+1)*d], m, vec.RStd(v, float32(eps)))
+			m, s := vec.MeanRStd(row, float32(eps))
+			vec.AccXhatDy(acc, row, dy32[r*d:(r+1)*d], m, s)
 		})
 		for j := range dg32 {
 			dg32[j] = float32(total[j])

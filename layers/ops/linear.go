@@ -1,14 +1,14 @@
 package ops
 
 import (
-	"github.com/vitgo/vit/layers/ops/sgemm"
-	"github.com/vitgo/vit/layers/ops/vec"
-
 	"fmt"
 
 	"github.com/pkg/errors"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/vitgo/vit/layers/ops/sgemm"
+	"github.com/vitgo/vit/layers/ops/vec"
 )
 
 // Linear returns x·Wᵀ (+ b) over the last axis of x, for x of any rank ≥ 2:

@@ -33,6 +33,13 @@ func Moments(x []float32) (mean, variance float32) {
 	return mean + c, max(q/float32(n)-c*c, 0)
 }
 
+// MeanRStd returns the mean of x and 1/√(variance+eps): LayerNorm's row
+// statistics.
+func MeanRStd(x []float32, eps float32) (mean, rstd float32) {
+	m, v := Moments(x)
+	return m, RStd(v, eps)
+}
+
 // RStd returns 1/√(variance+eps).
 func RStd(variance, eps float32) float32 {
 	return float32(1 / math.Sqrt(float64(variance)+float64(eps)))
