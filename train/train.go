@@ -181,6 +181,11 @@ func checkData(c model.Config, d *data.Dataset, split string) error {
 	return nil
 }
 
+// shareBuffers lets ops with disjoint lifetimes share output buffers
+// (ops.ShareBuffers) in the training and evaluation graphs; tests turn it
+// off to compare.
+var shareBuffers = true
+
 // buildTrainGraph builds images → logits → smoothed cross-entropy, its
 // gradient (one Grad for the graph's life) and the tape machine.
 func (r *Run) buildTrainGraph() error {
@@ -208,6 +213,11 @@ func (r *Run) buildTrainGraph() error {
 	if _, err := G.Grad(r.loss, m.Learnables()...); err != nil {
 		return errors.Wrap(err, "train: gradient")
 	}
+	if shareBuffers {
+		if _, err := ops.ShareBuffers(r.g, r.logits, r.loss); err != nil {
+			return errors.Wrap(err, "train: training graph")
+		}
+	}
 	r.vm = G.NewTapeMachine(r.g, G.BindDualValues(m.Learnables()...))
 	return nil
 }
@@ -229,6 +239,11 @@ func (r *Run) buildEvalGraph() error {
 		G.WithValue(tensor.New(tensor.WithShape(b, mc.Channels, mc.ImageSize, mc.ImageSize), tensor.WithBacking(r.exbuf))))
 	if r.elogits, err = m.Forward(r.ex); err != nil {
 		return err
+	}
+	if shareBuffers {
+		if _, err := ops.ShareBuffers(r.eg, r.elogits); err != nil {
+			return errors.Wrap(err, "train: evaluation graph")
+		}
 	}
 	r.evm = G.NewTapeMachine(r.eg)
 	return nil

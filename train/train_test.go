@@ -242,3 +242,40 @@ func TestBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedBuffersChangeNothing: with buffer sharing (ops.ShareBuffers) a
+// run ends with the same weights and evaluation, bit for bit, as without.
+func TestSharedBuffersChangeNothing(t *testing.T) {
+	tr, te := sample(t)
+	d, dt := subset(tr, 64), subset(te, 40)
+	norm := data.ComputeNormalization(d)
+	run := func(share bool) ([]float32, float64, float64) {
+		defer func(old bool) { shareBuffers = old }(shareBuffers)
+		shareBuffers = share
+		cfg := recipe()
+		cfg.Epochs = 2
+		r, err := New(cfg, d, dt, norm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		if err := r.Fit(context.Background(), Hooks{}); err != nil {
+			t.Fatal(err)
+		}
+		loss, acc, err := r.EvaluateOn(dt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return weights(r), loss, acc
+	}
+	ws, ls, as := run(true)
+	wn, ln, an := run(false)
+	for i := range ws {
+		if ws[i] != wn[i] {
+			t.Fatalf("weight %d: %v with shared buffers, %v without", i, ws[i], wn[i])
+		}
+	}
+	if ls != ln || as != an {
+		t.Fatalf("evaluation: loss %v accuracy %v with shared buffers, %v %v without", ls, as, ln, an)
+	}
+}

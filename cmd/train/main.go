@@ -34,6 +34,7 @@ import (
 )
 
 func main() {
+	train.TuneGC()
 	code, err := run(os.Args[1:], os.Stdout, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "train:", strings.TrimPrefix(err.Error(), "train: "))

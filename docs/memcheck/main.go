@@ -55,6 +55,7 @@ func main() {
 	every := flag.Int("every", 100, "print memory every this many steps")
 	batch := flag.Int("batch", 128, "batch size")
 	flag.Parse()
+	fmt.Printf("GC target %d%% (train.TuneGC, as in cmd/train)\n", train.TuneGC())
 	mc, err := model.Preset(*name)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "memcheck:", err)

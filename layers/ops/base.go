@@ -30,7 +30,14 @@ type base struct {
 // machine keeps no reference to an op's result beyond the run, and never
 // pools it). A result read after a run is therefore overwritten by the
 // next run of the same graph.
-type outSlot struct{ t *tensor.Dense }
+//
+// After ShareBuffers, share names a buffer this op's output uses in turn
+// with other ops' outputs; t is then a tensor over its first elements.
+type outSlot struct {
+	t     *tensor.Dense
+	share *shareBuf
+	sums  blockSums // scratch of rowBlockSums
+}
 
 // alloc returns a zeroed output tensor: the op's kept one when its dtype
 // and shape match, else a new one, which is then kept.
@@ -48,10 +55,17 @@ func (b base) alloc(dt tensor.Dtype, s tensor.Shape) *tensor.Dense {
 }
 
 // allocFull is alloc without the zeroing, for ops that write every element
-// of their output; reused reports whether the tensor is the previous run's.
+// of their output; reused reports whether the tensor may hold old values
+// (the previous run's, or another op's when the buffer is shared).
 func (b base) allocFull(dt tensor.Dtype, s tensor.Shape) (t *tensor.Dense, reused bool) {
 	if b.out == nil {
 		return newDense(dt, s), false
+	}
+	if sh := b.out.share; sh != nil && sh.dt == dt && s.TotalSize() <= sh.n {
+		if t := b.out.t; t == nil || !sameShape(t.Shape(), s) {
+			b.out.t = tensor.New(tensor.WithShape(s.Clone()...), tensor.WithBacking(sh.backing(s.TotalSize())))
+		}
+		return b.out.t, true
 	}
 	if t := b.out.t; t != nil && t.Dtype() == dt && sameShape(t.Shape(), s) && !t.IsView() {
 		return t, true

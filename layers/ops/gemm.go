@@ -92,23 +92,48 @@ func parallelFor(n, costPer int, f func(lo, hi int)) {
 // are summed in float32 in parallel (costPerRow guides the split), and the
 // block sums are added in float64 in block order, so the result does not
 // depend on the number of cores.
-func rowBlockSums(rows, d, costPerRow int, f func(acc []float32, r int)) []float64 {
+func rowBlockSums(buf *blockSums, rows, d, costPerRow int, f func(acc []float32, r int)) []float64 {
 	const block = 256
-	parts := make([][]float32, (rows+block-1)/block)
-	parallelFor(len(parts), block*costPerRow, func(lo, hi int) {
+	nb := (rows + block - 1) / block
+	if buf == nil {
+		buf = new(blockSums)
+	}
+	if cap(buf.parts) < nb*d {
+		buf.parts = make([]float32, nb*d)
+	}
+	if cap(buf.total) < d {
+		buf.total = make([]float64, d)
+	}
+	parts, total := buf.parts[:nb*d], buf.total[:d]
+	clear(parts)
+	clear(total)
+	parallelFor(nb, block*costPerRow, func(lo, hi int) {
 		for p := lo; p < hi; p++ {
-			acc := make([]float32, d)
+			acc := parts[p*d : (p+1)*d]
 			for r := p * block; r < min((p+1)*block, rows); r++ {
 				f(acc, r)
 			}
-			parts[p] = acc
 		}
 	})
-	total := make([]float64, d)
-	for _, acc := range parts {
-		for j, v := range acc {
+	for p := 0; p < nb; p++ {
+		for j, v := range parts[p*d : (p+1)*d] {
 			total[j] += float64(v)
 		}
 	}
 	return total
+}
+
+// blockSums holds rowBlockSums' buffers between calls.
+type blockSums struct {
+	parts []float32
+	total []float64
+}
+
+// sums returns the op's rowBlockSums buffers (nil for an op without a
+// kept output, which then allocates them).
+func (b base) sums() *blockSums {
+	if b.out == nil {
+		return nil
+	}
+	return &b.out.sums
 }

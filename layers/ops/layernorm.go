@@ -206,19 +206,19 @@ func (op lnGradGamma) Do(vs ...G.Value) (G.Value, error) {
 	d := in[0].Shape()[in[0].Dims()-1]
 	dg := op.alloc(dt, tensor.Shape{d})
 	if dt == tensor.Float32 {
-		layerNormBwdGamma(sl[float32](in[0]), sl[float32](in[1]), sl[float32](dg), op.eps)
+		layerNormBwdGamma(op.sums(), sl[float32](in[0]), sl[float32](in[1]), sl[float32](dg), op.eps)
 	} else {
-		layerNormBwdGamma(sl[float64](in[0]), sl[float64](in[1]), sl[float64](dg), op.eps)
+		layerNormBwdGamma(op.sums(), sl[float64](in[0]), sl[float64](in[1]), sl[float64](dg), op.eps)
 	}
 	return dg, nil
 }
 
-func layerNormBwdGamma[T Float](x, dy, dg []T, eps float64) {
+func layerNormBwdGamma[T Float](buf *blockSums, x, dy, dg []T, eps float64) {
 	d := len(dg)
 	if x32, ok := any(x).([]float32); ok {
 		dy32, dg32 := any(dy).([]float32), any(dg).([]float32)
 		rows := len(x) / d
-		total := rowBlockSums(rows, d, 4*d, func(acc []float32, r int) {
+		total := rowBlockSums(buf, rows, d, 4*d, func(acc []float32, r int) {
 			row := x32[r*d : (r+1)*d]
 			m, s := vec.MeanRStd(row, float32(eps))
 			vec.AccXhatDy(acc, row, dy32[r*d:(r+1)*d], m, s)

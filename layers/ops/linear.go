@@ -201,17 +201,17 @@ func (op sumRowsOp) Do(vs ...G.Value) (G.Value, error) {
 	n := x.Shape()[x.Dims()-1]
 	y := op.alloc(dt, tensor.Shape{n})
 	if dt == tensor.Float32 {
-		sumRows(sl[float32](x), sl[float32](y), n)
+		sumRows(op.sums(), sl[float32](x), sl[float32](y), n)
 	} else {
-		sumRows(sl[float64](x), sl[float64](y), n)
+		sumRows(op.sums(), sl[float64](x), sl[float64](y), n)
 	}
 	return y, nil
 }
 
-func sumRows[T Float](x, y []T, n int) {
+func sumRows[T Float](buf *blockSums, x, y []T, n int) {
 	if x32, ok := any(x).([]float32); ok {
 		y32, rows := any(y).([]float32), len(x)/n
-		total := rowBlockSums(rows, n, n, func(acc []float32, r int) {
+		total := rowBlockSums(buf, rows, n, n, func(acc []float32, r int) {
 			vec.AddTo(acc, x32[r*n:(r+1)*n])
 		})
 		for j := range total {
