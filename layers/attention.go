@@ -46,17 +46,24 @@ func (a *Attention) Forward(x *G.Node) (out, probs *G.Node, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	probs, err = ops.AttentionProbs(qkv, a.Heads) // (B, H, N, N)
-	if err != nil {
-		return nil, nil, errors.Wrap(err, a.name)
-	}
-	p, err := a.AttnDrop.Forward(probs)
-	if err != nil {
-		return nil, nil, errors.Wrap(err, a.name)
-	}
-	o, err := ops.AttentionApply(p, qkv, a.Heads) // (B, N, D)
-	if err != nil {
-		return nil, nil, errors.Wrap(err, a.name)
+	var o *G.Node
+	if a.AttnDrop.P == 0 {
+		// P (B, H, N, N) and O (B, N, D) with one fused backward pass.
+		if probs, o, err = ops.Attention(qkv, a.Heads); err != nil {
+			return nil, nil, errors.Wrap(err, a.name)
+		}
+	} else {
+		probs, err = ops.AttentionProbs(qkv, a.Heads) // (B, H, N, N)
+		if err != nil {
+			return nil, nil, errors.Wrap(err, a.name)
+		}
+		p, err := a.AttnDrop.Forward(probs)
+		if err != nil {
+			return nil, nil, errors.Wrap(err, a.name)
+		}
+		if o, err = ops.AttentionApply(p, qkv, a.Heads); err != nil { // (B, N, D)
+			return nil, nil, errors.Wrap(err, a.name)
+		}
 	}
 	if o, err = a.Proj.Forward(o); err != nil {
 		return nil, nil, err

@@ -76,7 +76,25 @@ func AttentionApply(p, qkv *G.Node, heads int) (*G.Node, error) {
 	if err := checkProbs("ops."+name, p.Shape(), qkv.Shape(), heads); err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(attnApplyOp{base{out: new(outSlot), name: name, ranks: []int{4, 3, 3}}, heads}, p, qkv)
+	return G.ApplyOp(attnApplyOp{base{out: new(outSlot), name: name, ranks: []int{4, 3, 3}}, heads, false}, p, qkv)
+}
+
+// Attention returns both P = AttentionProbs(qkv, heads) and O, computed as
+// by AttentionApply(P, qkv, heads), but with one fused backward pass: O's
+// gradient goes to qkv in a single op that, for each (batch, head) pair,
+// forms dP = dO·Vᵀ, the softmax backward dS and dQ, dK, dV while they are
+// in cache, writing every slot of dqkv once (the two-op form writes two
+// half-empty (B, N, 3·D) gradients that Gorgonia then adds). P itself is a
+// graph node, readable after a run; a loss that also uses P directly gets
+// that part of its gradient through AttentionProbs' own backward. Use the
+// two-op form when something (such as dropout) stands between P and O.
+func Attention(qkv *G.Node, heads int) (probs, out *G.Node, err error) {
+	if probs, err = AttentionProbs(qkv, heads); err != nil {
+		return nil, nil, err
+	}
+	name := fmt.Sprintf("AttentionApply(heads=%d,fused)", heads)
+	out, err = G.ApplyOp(attnApplyOp{base{out: new(outSlot), name: name, ranks: []int{4, 3, 3}}, heads, true}, probs, qkv)
+	return probs, out, err
 }
 
 // ---------------------------------------------------------------- probs
@@ -250,10 +268,13 @@ func attnProbsBwd[T Float](qkv, p, dp, dqkv []T, b, n, d, heads int) {
 
 // ---------------------------------------------------------------- apply
 
-// attnApplyOp: P (B,H,N,N), qkv (B,N,3D) → O (B,N,D).
+// attnApplyOp: P (B,H,N,N), qkv (B,N,3D) → O (B,N,D). When fused, P is
+// the output of AttentionProbs(qkv) and the backward pass treats O as a
+// function of qkv alone (see Attention).
 type attnApplyOp struct {
 	base
 	heads int
+	fused bool
 }
 
 func (op attnApplyOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
@@ -298,10 +319,23 @@ func attnApplyFwd[T Float](p, qkv, o []T, b, n, d, heads int) {
 	})
 }
 
-func (op attnApplyOp) DiffWRT(n int) []bool { return allDiff(n) }
+func (op attnApplyOp) DiffWRT(n int) []bool {
+	if op.fused {
+		return []bool{false, true}
+	}
+	return allDiff(n)
+}
 
 func (op attnApplyOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	p, qkv := inputs[0], inputs[1]
+	if op.fused {
+		g := attnGrad{base{out: new(outSlot), name: fmt.Sprintf("AttentionGrad(heads=%d)", op.heads), ranks: []int{3, 4, 3, 3}}, op.heads}
+		dqkv, err := G.ApplyOp(g, qkv, p, grad)
+		if err != nil {
+			return nil, errors.Wrap(err, "ops.Attention backward")
+		}
+		return G.Nodes{nil, dqkv}, nil
+	}
 	dp, err := G.ApplyOp(attnApplyGradP{base{out: new(outSlot), name: fmt.Sprintf("AttentionApplyGradP(heads=%d)", op.heads), ranks: []int{3, 3, 4}}, op.heads}, grad, qkv)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.AttentionApply backward (probabilities)")
@@ -419,6 +453,70 @@ func attnGradV[T Float](p, do, dqkv []T, b, n, d, heads int) {
 			bi, h := i/heads, i%heads
 			v := bi*n*ld + 2*d + h*dh
 			gemm(true, false, n, dh, n, 1, p[i*nn:], n, do[bi*n*d+h*dh:], d, 0, dqkv[v:], ld)
+		}
+	})
+}
+
+// ---------------------------------------------------------------- fused backward
+
+// attnGrad: qkv (B,N,3D), P (B,H,N,N), dO (B,N,D) → dqkv (B,N,3D), the whole
+// gradient of O = softmax(Q·Kᵀ·scale)·V with respect to qkv.
+type attnGrad struct {
+	base
+	heads int
+}
+
+func (op attnGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkProbs("ops."+op.name, s[1], s[0], op.heads); err != nil {
+		return nil, err
+	}
+	if err := checkOut("ops."+op.name, s[2], s[0], op.heads); err != nil {
+		return nil, err
+	}
+	return s[0].Clone(), nil
+}
+
+func (op attnGrad) Do(vs ...G.Value) (G.Value, error) {
+	in, dt, err := values(op.name, vs)
+	if err != nil {
+		return nil, err
+	}
+	qkv, p, do := in[0], in[1], in[2]
+	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
+	if err != nil {
+		return nil, err
+	}
+	dqkv, _ := op.allocFull(dt, qkv.Shape()) // every slot is written
+	if dt == tensor.Float32 {
+		attnBwd(sl[float32](qkv), sl[float32](p), sl[float32](do), sl[float32](dqkv), b, n, d, op.heads)
+	} else {
+		attnBwd(sl[float64](qkv), sl[float64](p), sl[float64](do), sl[float64](dqkv), b, n, d, op.heads)
+	}
+	return dqkv, nil
+}
+
+// attnBwd computes, per (b,h) pair, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)),
+// dQ = scale·dS·K, dK = scale·dSᵀ·Q and dV = Pᵀ·dO.
+func attnBwd[T Float](qkv, p, do, dqkv []T, b, n, d, heads int) {
+	dh, ld, nn := d/heads, 3*d, n*n
+	scale := T(1 / math.Sqrt(float64(dh)))
+	parallelFor(b*heads, 4*nn*dh, func(lo, hi int) {
+		buf := make([]T, 2*nn) // dP and dS of one (b,h) pair, reused
+		dp, ds := buf[:nn], buf[nn:]
+		for i := lo; i < hi; i++ {
+			bi, h := i/heads, i%heads
+			q := bi*n*ld + h*dh // q of (b,h); k at q+d, v at q+2d
+			o := bi*n*d + h*dh
+			ps := p[i*nn : (i+1)*nn]
+			gemm(false, true, n, n, dh, 1, do[o:], d, qkv[q+2*d:], ld, 0, dp, n)
+			softmaxBackwardRows(ds, ps, dp, n)
+			gemm(false, false, n, dh, n, scale, ds, n, qkv[q+d:], ld, 0, dqkv[q:], ld)
+			gemm(true, false, n, dh, n, scale, ds, n, qkv[q:], ld, 0, dqkv[q+d:], ld)
+			gemm(true, false, n, dh, n, 1, ps, n, do[o:], d, 0, dqkv[q+2*d:], ld)
 		}
 	})
 }

@@ -77,6 +77,38 @@ func TestAttentionComposedGrad(t *testing.T) {
 	}
 }
 
+// TestAttentionFusedGrad checks Attention's fused backward pass, alone and
+// with a loss that also reads P directly (whose gradient must then add
+// AttentionProbs' own backward to the fused one).
+func TestAttentionFusedGrad(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	for _, c := range attnShapes {
+		b, n, d, h := c[0], c[1], c[2], c[3]
+		t.Run(fmt.Sprintf("B%dN%dD%dH%d", b, n, d, h), func(t *testing.T) {
+			in := []*tensor.Dense{gradcheck.Random(rng, 1, b, n, 3*d)}
+			gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
+				_, o, err := Attention(x[0], h)
+				return o, err
+			}, in, 1e-6, checkAll)
+			gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
+				p, o, err := Attention(x[0], h)
+				if err != nil {
+					return nil, err
+				}
+				lp, err := G.Sum(G.Must(G.Square(p)))
+				if err != nil {
+					return nil, err
+				}
+				lo, err := G.Sum(G.Must(G.Square(o)))
+				if err != nil {
+					return nil, err
+				}
+				return G.Add(lp, lo)
+			}, in, 1e-6, checkAll)
+		})
+	}
+}
+
 // refAttention is the naive triple-loop reference in float64: P (B,H,N,N)
 // and O (B,N,D) from qkv (B,N,3D), with a per-row stable softmax.
 func refAttention(qkv []float64, b, n, d, heads int) (p, o []float64) {
@@ -312,7 +344,7 @@ func TestAttentionBadShapes(t *testing.T) {
 	}
 	// InferShape itself (reached when a graph is built another way) also
 	// rejects bad shapes with an error.
-	op := attnApplyOp{base{name: "AttentionApply(heads=2)", ranks: []int{4, 3, 3}}, 2}
+	op := attnApplyOp{base{name: "AttentionApply(heads=2)", ranks: []int{4, 3, 3}}, 2, false}
 	if _, err := op.InferShape(tensor.Shape{2, 2, 5, 4}, tensor.Shape{2, 5, 18}); err == nil {
 		t.Errorf("InferShape accepted P (2,2,5,4) for qkv (2,5,18)")
 	} else {
