@@ -14,6 +14,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/vitgo/vit/layers/ops"
 	"github.com/vitgo/vit/train/data"
 )
 
@@ -227,6 +228,12 @@ func (c *Classifier) newRunner(m *ViT) (*runner, error) {
 		G.WithValue(tensor.New(tensor.WithShape(shape...), tensor.WithBacking(r.xbuf))))
 	var err error
 	if r.out, err = m.ForwardAll(x); err != nil {
+		return nil, err
+	}
+	// Intermediate results share buffers; everything the classifier
+	// reads after a run is kept.
+	keep := append(G.Nodes{r.out.Logits, r.out.Features, r.out.Tokens}, r.out.Attention...)
+	if _, err := ops.ShareBuffers(m.Graph(), keep...); err != nil {
 		return nil, err
 	}
 	r.vm = G.NewTapeMachine(m.Graph())

@@ -23,6 +23,14 @@ var benchShapes = []struct {
 	{"attn_NN_65x65x64", false, false, 65, 65, 64},
 	{"attn_NN_65x64x65", false, false, 65, 64, 65},
 	{"attn_NT_65x65x64", false, true, 65, 65, 64},
+	// The Fashion-MNIST recipe's model (50 tokens, width 64, head width 16).
+	{"f_lin_NT_6400x192x64", false, true, 6400, 192, 64},
+	{"f_dx_NN_6400x64x192", false, false, 6400, 64, 192},
+	{"f_wg_TN_192x64x6400", true, false, 192, 64, 6400},
+	{"f_fc2_NT_6400x64x128", false, true, 6400, 64, 128},
+	{"f_s_NT_50x50x16", false, true, 50, 50, 16},
+	{"f_o_NN_50x16x50", false, false, 50, 16, 50},
+	{"f_dk_TN_50x16x50", true, false, 50, 16, 50},
 }
 
 // reportGFLOPS reports GFLOP/s over wall time and, where the OS gives the
