@@ -89,10 +89,13 @@ type Metrics struct {
 // Run is one training run: the model, its graphs, the optimizer and where
 // the run is.
 type Run struct {
-	Config     Config
-	Norm       data.Normalization
-	Classes    []string
-	Model      *model.ViT // the training graph's model
+	Config  Config
+	Norm    data.Normalization
+	Classes []string
+	Model   *model.ViT // the training graph's model
+	// Buffers describes the buffer sharing of the training and the
+	// evaluation graph (ops.ShareBuffers).
+	Buffers    struct{ Train, Eval ops.ShareStats }
 	train      *data.Dataset
 	test       *data.Dataset
 	opt        *optim.AdamW
@@ -214,7 +217,7 @@ func (r *Run) buildTrainGraph() error {
 		return errors.Wrap(err, "train: gradient")
 	}
 	if shareBuffers {
-		if _, err := ops.ShareBuffers(r.g, r.logits, r.loss); err != nil {
+		if r.Buffers.Train, err = ops.ShareBuffers(r.g, r.logits, r.loss); err != nil {
 			return errors.Wrap(err, "train: training graph")
 		}
 	}
@@ -241,7 +244,7 @@ func (r *Run) buildEvalGraph() error {
 		return err
 	}
 	if shareBuffers {
-		if _, err := ops.ShareBuffers(r.eg, r.elogits); err != nil {
+		if r.Buffers.Eval, err = ops.ShareBuffers(r.eg, r.elogits); err != nil {
 			return errors.Wrap(err, "train: evaluation graph")
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/vitgo/vit/layers/ops"
 	"github.com/vitgo/vit/model"
 	"github.com/vitgo/vit/train"
 	"github.com/vitgo/vit/train/data"
@@ -54,6 +55,7 @@ func main() {
 	steps := flag.Int("steps", 1000, "training steps")
 	every := flag.Int("every", 100, "print memory every this many steps")
 	batch := flag.Int("batch", 128, "batch size")
+	only := flag.Bool("plan", false, "print the buffer plan and stop")
 	flag.Parse()
 	fmt.Printf("GC target %d%% (train.TuneGC, as in cmd/train)\n", train.TuneGC())
 	mc, err := model.Preset(*name)
@@ -88,6 +90,16 @@ func main() {
 	}
 	defer r.Close()
 	fmt.Printf("%s, batch %d: %v\n", *name, *batch, mc.Cost(*batch))
+	for _, g := range []struct {
+		name string
+		st   ops.ShareStats
+	}{{"training", r.Buffers.Train}, {"evaluation", r.Buffers.Eval}} {
+		fmt.Printf("%s graph: %d op outputs in %d shared buffers, %.1f MiB instead of %.1f MiB (at most %.1f MiB alive at once)\n",
+			g.name, g.st.Outputs, g.st.Buffers, float64(g.st.BytesAfter)/(1<<20), float64(g.st.BytesBefore)/(1<<20), float64(g.st.BytesLive)/(1<<20))
+	}
+	if *only {
+		return
+	}
 	fmt.Printf("%6s %10s %10s %10s %6s\n", "step", "rss MiB", "peak MiB", "heap MiB", "GCs")
 	report := func(step int) {
 		var ms runtime.MemStats

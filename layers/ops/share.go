@@ -55,9 +55,11 @@ func (b base) slot() *outSlot { return b.out }
 
 // ShareStats describes what ShareBuffers did: how many op outputs it
 // planned, and their total size in bytes before and after sharing.
+// BytesLive, the most bytes of outputs alive at one instruction, is the
+// lower bound on BytesAfter.
 type ShareStats struct {
-	Outputs, Buffers        int
-	BytesBefore, BytesAfter int64
+	Outputs, Buffers                   int
+	BytesBefore, BytesAfter, BytesLive int64
 }
 
 // ShareBuffers assigns the outputs of this package's ops in g to shared
@@ -134,65 +136,64 @@ func ShareBuffers(g *G.ExprGraph, keep ...*G.Node) (ShareStats, error) {
 			death[r] = max(death[r], lastRead[i])
 		}
 	}
-	// Greedy assignment in run order: an output takes the free buffer of
-	// its dtype closest in size (the smallest that fits, else the largest,
-	// which then grows), or a new one.
-	var bufs []*shareBuf
-	var free []int // indices into bufs
-	type ending struct{ at, buf int }
-	var busy []ending
+	// Greedy by size: the largest outputs first, each into the first
+	// buffer of its dtype none of whose outputs is alive at the same time
+	// (every buffer is already at least as large), or into a new buffer of
+	// exactly its size.
+	type output struct{ at, dies, size int }
+	var outs []output
 	for i := range order {
-		slot := planned[i]
-		if slot == nil {
+		if planned[i] == nil {
 			continue
 		}
-		// Release buffers whose output died before this instruction.
-		kept := busy[:0]
-		for _, e := range busy {
-			if e.at < i {
-				free = append(free, e.buf)
-			} else {
-				kept = append(kept, e)
-			}
-		}
-		busy = kept
-		n := order[i]
-		size := n.Shape().TotalSize()
-		dt := n.Dtype()
-		best := -1
-		for k, b := range free {
-			bb := bufs[b]
-			if bb.dt != dt {
+		outs = append(outs, output{i, death[i], order[i].Shape().TotalSize()})
+	}
+	sort.SliceStable(outs, func(x, y int) bool { return outs[x].size > outs[y].size })
+	type buffer struct {
+		buf  *shareBuf
+		used []output
+	}
+	var bufs []*buffer
+	for _, o := range outs {
+		dt := order[o.at].Dtype()
+		var home *buffer
+	search:
+		for _, b := range bufs {
+			if b.buf.dt != dt {
 				continue
 			}
-			if best < 0 {
-				best = k
-				continue
+			for _, u := range b.used {
+				if o.at <= u.dies && u.at <= o.dies {
+					continue search
+				}
 			}
-			cur := bufs[free[best]]
-			switch {
-			case cur.n >= size && bb.n >= size && bb.n < cur.n, // both fit: the smaller
-				cur.n < size && bb.n > cur.n: // the current does not fit: the larger
-				best = k
-			}
+			home = b
+			break
 		}
-		var b int
-		if best >= 0 {
-			b = free[best]
-			free = append(free[:best], free[best+1:]...)
-		} else {
-			b = len(bufs)
-			bufs = append(bufs, &shareBuf{dt: dt})
+		if home == nil {
+			home = &buffer{buf: &shareBuf{dt: dt, n: o.size}}
+			bufs = append(bufs, home)
 		}
-		bufs[b].n = max(bufs[b].n, size)
-		slot.share, slot.t = bufs[b], nil
-		busy = append(busy, ending{death[i], b})
+		home.used = append(home.used, o)
+		slot := planned[o.at]
+		slot.share, slot.t = home.buf, nil
 		st.Outputs++
-		st.BytesBefore += int64(size) * int64(dt.Size())
+		st.BytesBefore += int64(o.size) * int64(dt.Size())
 	}
 	st.Buffers = len(bufs)
 	for _, b := range bufs {
-		st.BytesAfter += int64(b.n) * int64(b.dt.Size())
+		st.BytesAfter += int64(b.buf.n) * int64(b.buf.dt.Size())
+	}
+	// The lower bound: the most bytes alive at any one instruction.
+	live := make([]int64, len(order)+1)
+	for _, o := range outs {
+		sz := int64(o.size) * int64(order[o.at].Dtype().Size())
+		for i := o.at; i <= o.dies && i < len(live); i++ {
+			live[i] += sz
+		}
+	}
+	for _, v := range live {
+		st.BytesLive = max(st.BytesLive, v)
 	}
 	return st, nil
 }
