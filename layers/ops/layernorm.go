@@ -17,18 +17,49 @@ import (
 //	y = (x − mean) / sqrt(var + eps) · gamma + beta
 //
 // with the biased variance, as PyTorch's nn.LayerNorm. It is one fused op
-// whose backward is analytic (mean and 1/σ are recomputed per row).
+// whose backward is analytic; in float32 the forward pass keeps each row's
+// mean and 1/σ for the backward pass (float64 recomputes them).
 func LayerNorm(x, gamma, beta *G.Node, eps float64) (*G.Node, error) {
 	r := x.Dims()
 	if r < 1 {
 		return nil, errors.Errorf("ops.LayerNorm: want a tensor, got shape %v", x.Shape())
 	}
-	return G.ApplyOp(layerNormOp{base{out: new(outSlot), name: fmt.Sprintf("LayerNorm(r%d,eps=%g)", r, eps), ranks: []int{r, 1, 1, r}}, eps}, x, gamma, beta)
+	return G.ApplyOp(layerNormOp{base{out: new(outSlot), name: fmt.Sprintf("LayerNorm(r%d,eps=%g)", r, eps), ranks: []int{r, 1, 1, r}}, eps, new(lnStats)}, x, gamma, beta)
 }
 
 type layerNormOp struct {
 	base
 	eps float64
+	st  *lnStats
+}
+
+// lnStats holds the row statistics of a float32 forward pass for the
+// backward ops of the same LayerNorm. They always run after it in the same
+// run (they need its output's gradient), so the statistics are current.
+type lnStats struct {
+	mean, rstd []float32
+}
+
+// rows returns the statistics slices for n rows; the forward pass resizes
+// them (make), the backward passes find them sized.
+func (st *lnStats) rows(n int) (mean, rstd []float32) {
+	if st == nil {
+		return nil, nil
+	}
+	if cap(st.mean) < n {
+		st.mean, st.rstd = make([]float32, n), make([]float32, n)
+	}
+	st.mean, st.rstd = st.mean[:n], st.rstd[:n]
+	return st.mean, st.rstd
+}
+
+// stats returns the kept statistics of row r, or computes them when there
+// are none (an op built without them).
+func (st *lnStats) stats(row []float32, r int, eps float64) (mean, rstd float32) {
+	if st != nil && r < len(st.mean) {
+		return st.mean[r], st.rstd[r]
+	}
+	return vec.MeanRStd(row, float32(eps))
 }
 
 func (op layerNormOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
@@ -52,9 +83,9 @@ func (op layerNormOp) Do(vs ...G.Value) (G.Value, error) {
 	}
 	y, _ := op.allocFull(dt, in[0].Shape())
 	if dt == tensor.Float32 {
-		layerNormFwd(sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](y), op.eps)
+		layerNormFwd(op.st, sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](y), op.eps)
 	} else {
-		layerNormFwd(sl[float64](in[0]), sl[float64](in[1]), sl[float64](in[2]), sl[float64](y), op.eps)
+		layerNormFwd(nil, sl[float64](in[0]), sl[float64](in[1]), sl[float64](in[2]), sl[float64](y), op.eps)
 	}
 	return y, nil
 }
@@ -74,14 +105,18 @@ func rowStats[T Float](row []T, eps float64) (mean, rstd float64) {
 	return mean, 1 / math.Sqrt(q/float64(len(row))+eps)
 }
 
-func layerNormFwd[T Float](x, gamma, beta, y []T, eps float64) {
+func layerNormFwd[T Float](st *lnStats, x, gamma, beta, y []T, eps float64) {
 	d := len(gamma)
 	if x32, ok := any(x).([]float32); ok {
 		g32, b32, y32 := any(gamma).([]float32), any(beta).([]float32), any(y).([]float32)
+		means, rstds := st.rows(len(x) / d)
 		parallelFor(len(x)/d, d*4, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				row := x32[r*d : (r+1)*d]
 				m, s := vec.MeanRStd(row, float32(eps))
+				if means != nil {
+					means[r], rstds[r] = m, s
+				}
 				vec.NormAffine(y32[r*d:(r+1)*d], row, g32, b32, m, s)
 			}
 		})
@@ -104,11 +139,11 @@ func (op layerNormOp) DiffWRT(n int) []bool { return allDiff(n) }
 func (op layerNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	x, gamma := inputs[0], inputs[1]
 	r := x.Dims()
-	dx, err := G.ApplyOp(lnGradX{base{out: new(outSlot), name: fmt.Sprintf("LayerNormGradX(r%d,eps=%g)", r, op.eps), ranks: []int{r, 1, r, r}}, op.eps}, x, gamma, grad)
+	dx, err := G.ApplyOp(lnGradX{base{out: new(outSlot), name: fmt.Sprintf("LayerNormGradX(r%d,eps=%g)", r, op.eps), ranks: []int{r, 1, r, r}}, op.eps, op.st}, x, gamma, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.LayerNorm backward (input)")
 	}
-	dg, err := G.ApplyOp(lnGradGamma{base{out: new(outSlot), name: fmt.Sprintf("LayerNormGradScale(r%d,eps=%g)", r, op.eps), ranks: []int{r, r, 1}}, op.eps}, x, grad)
+	dg, err := G.ApplyOp(lnGradGamma{base{out: new(outSlot), name: fmt.Sprintf("LayerNormGradScale(r%d,eps=%g)", r, op.eps), ranks: []int{r, r, 1}}, op.eps, op.st}, x, grad)
 	if err != nil {
 		return nil, errors.Wrap(err, "ops.LayerNorm backward (scale)")
 	}
@@ -123,6 +158,7 @@ func (op layerNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, er
 type lnGradX struct {
 	base
 	eps float64
+	st  *lnStats
 }
 
 func (op lnGradX) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
@@ -140,21 +176,21 @@ func (op lnGradX) Do(vs ...G.Value) (G.Value, error) {
 	}
 	dx, _ := op.allocFull(dt, in[0].Shape())
 	if dt == tensor.Float32 {
-		layerNormBwdX(sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](dx), op.eps)
+		layerNormBwdX(op.st, sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](dx), op.eps)
 	} else {
-		layerNormBwdX(sl[float64](in[0]), sl[float64](in[1]), sl[float64](in[2]), sl[float64](dx), op.eps)
+		layerNormBwdX(nil, sl[float64](in[0]), sl[float64](in[1]), sl[float64](in[2]), sl[float64](dx), op.eps)
 	}
 	return dx, nil
 }
 
-func layerNormBwdX[T Float](x, gamma, dy, dx []T, eps float64) {
+func layerNormBwdX[T Float](st *lnStats, x, gamma, dy, dx []T, eps float64) {
 	d := len(gamma)
 	if x32, ok := any(x).([]float32); ok {
 		g32, dy32, dx32 := any(gamma).([]float32), any(dy).([]float32), any(dx).([]float32)
 		parallelFor(len(x)/d, d*6, func(lo, hi int) {
 			for r := lo; r < hi; r++ {
 				row, gr := x32[r*d:(r+1)*d], dy32[r*d:(r+1)*d]
-				m, s := vec.MeanRStd(row, float32(eps))
+				m, s := st.stats(row, r, eps)
 				sg, sgx := vec.LNBackwardSums(row, gr, g32, m)
 				// dx = s·g − s·mean(g) − x̂·s·mean(g·x̂), g = dy·γ, x̂ = (x−m)·s.
 				a, b := sg/float32(d), s*sgx/float32(d)
@@ -188,6 +224,7 @@ func layerNormBwdX[T Float](x, gamma, dy, dx []T, eps float64) {
 type lnGradGamma struct {
 	base
 	eps float64
+	st  *lnStats
 }
 
 func (op lnGradGamma) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
@@ -206,21 +243,21 @@ func (op lnGradGamma) Do(vs ...G.Value) (G.Value, error) {
 	d := in[0].Shape()[in[0].Dims()-1]
 	dg := op.alloc(dt, tensor.Shape{d})
 	if dt == tensor.Float32 {
-		layerNormBwdGamma(op.sums(), sl[float32](in[0]), sl[float32](in[1]), sl[float32](dg), op.eps)
+		layerNormBwdGamma(op.st, op.sums(), sl[float32](in[0]), sl[float32](in[1]), sl[float32](dg), op.eps)
 	} else {
-		layerNormBwdGamma(op.sums(), sl[float64](in[0]), sl[float64](in[1]), sl[float64](dg), op.eps)
+		layerNormBwdGamma(nil, op.sums(), sl[float64](in[0]), sl[float64](in[1]), sl[float64](dg), op.eps)
 	}
 	return dg, nil
 }
 
-func layerNormBwdGamma[T Float](buf *blockSums, x, dy, dg []T, eps float64) {
+func layerNormBwdGamma[T Float](st *lnStats, buf *blockSums, x, dy, dg []T, eps float64) {
 	d := len(dg)
 	if x32, ok := any(x).([]float32); ok {
 		dy32, dg32 := any(dy).([]float32), any(dg).([]float32)
 		rows := len(x) / d
 		total := rowBlockSums(buf, rows, d, 4*d, func(acc []float32, r int) {
 			row := x32[r*d : (r+1)*d]
-			m, s := vec.MeanRStd(row, float32(eps))
+			m, s := st.stats(row, r, eps)
 			vec.AccXhatDy(acc, row, dy32[r*d:(r+1)*d], m, s)
 		})
 		for j := range dg32 {
