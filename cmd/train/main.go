@@ -243,6 +243,8 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	cfgJSON, _ := json.Marshal(r.Config)
 	fmt.Fprintf(stdout, "model: %s\n", r.Model.Describe())
 	fmt.Fprintf(stdout, "cost: %v\n", r.Config.Model.Cost(r.Config.Batch))
+	fmt.Fprintf(stdout, "buffers: %.0f MiB for training, %.0f MiB for evaluation (intermediate results share memory)\n",
+		float64(r.Buffers.Train.BytesAfter)/(1<<20), float64(r.Buffers.Eval.BytesAfter)/(1<<20))
 	fmt.Fprintf(stdout, "config: %s\n", cfgJSON)
 	fmt.Fprintf(stdout, "steps: %d per epoch, %d in all; checkpoint: %s\n", r.StepsPerEpoch(), r.TotalSteps(), o.out)
 
