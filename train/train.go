@@ -108,6 +108,8 @@ type Run struct {
 	vm           G.VM
 	xbuf, ybuf   []float32
 	labels       []int
+	perm         []int // the training order of epoch permEpoch
+	permEpoch    int
 
 	eg      *G.ExprGraph
 	eModel  *model.ViT
@@ -281,9 +283,13 @@ func (r *Run) Done() bool { return r.Step >= r.TotalSteps() }
 func (r *Run) LR() float64 { return r.sched.At(r.Step) }
 
 // order returns the training order of an epoch: a permutation that
-// depends only on the seed and the epoch.
+// depends only on the seed and the epoch, drawn once per epoch.
 func (r *Run) order(epoch int) []int {
-	return rand.New(rand.NewSource(r.Config.Seed*1_000_003 + int64(epoch) + 1)).Perm(r.train.N)
+	if r.perm == nil || r.permEpoch != epoch {
+		r.perm = rand.New(rand.NewSource(r.Config.Seed*1_000_003 + int64(epoch) + 1)).Perm(r.train.N)
+		r.permEpoch = epoch
+	}
+	return r.perm
 }
 
 // TrainStep takes one optimizer step on the next batch and returns its

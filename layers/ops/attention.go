@@ -251,6 +251,14 @@ func (op attnProbsGrad) Do(vs ...G.Value) (G.Value, error) {
 	return dqkv, nil
 }
 
+// qkGrad writes dQ = scale·dS·K and dK = scale·dSᵀ·Q of one (b,h) pair
+// into dqkv, for the pair's q at offset q of qkv (k at q+d).
+func qkGrad[T Float](ds, qkv, dqkv []T, q, n, d, dh int, scale T) {
+	ld := 3 * d
+	gemm(false, false, n, dh, n, scale, ds, n, qkv[q+d:], ld, 0, dqkv[q:], ld)
+	gemm(true, false, n, dh, n, scale, ds, n, qkv[q:], ld, 0, dqkv[q+d:], ld)
+}
+
 func attnProbsBwd[T Float](qkv, p, dp, dqkv []T, b, n, d, heads int) {
 	dh, ld, nn := d/heads, 3*d, n*n
 	scale := T(1 / math.Sqrt(float64(dh)))
@@ -259,9 +267,7 @@ func attnProbsBwd[T Float](qkv, p, dp, dqkv []T, b, n, d, heads int) {
 		for i := lo; i < hi; i++ {
 			ps, dps := p[i*nn:(i+1)*nn], dp[i*nn:(i+1)*nn]
 			softmaxBackwardRows(ds, ps, dps, n)
-			off := (i/heads)*n*ld + (i%heads)*dh                                           // q of (b,h); k is at off+d
-			gemm(false, false, n, dh, n, scale, ds, n, qkv[off+d:], ld, 0, dqkv[off:], ld) // dQ = scale·dS·K
-			gemm(true, false, n, dh, n, scale, ds, n, qkv[off:], ld, 0, dqkv[off+d:], ld)  // dK = scale·dSᵀ·Q
+			qkGrad(ds, qkv, dqkv, (i/heads)*n*ld+(i%heads)*dh, n, d, dh, scale)
 		}
 	})
 }
@@ -514,8 +520,7 @@ func attnBwd[T Float](qkv, p, do, dqkv []T, b, n, d, heads int) {
 			ps := p[i*nn : (i+1)*nn]
 			gemm(false, true, n, n, dh, 1, do[o:], d, qkv[q+2*d:], ld, 0, dp, n)
 			softmaxBackwardRows(ds, ps, dp, n)
-			gemm(false, false, n, dh, n, scale, ds, n, qkv[q+d:], ld, 0, dqkv[q:], ld)
-			gemm(true, false, n, dh, n, scale, ds, n, qkv[q:], ld, 0, dqkv[q+d:], ld)
+			qkGrad(ds, qkv, dqkv, q, n, d, dh, scale)
 			gemm(true, false, n, dh, n, 1, ps, n, do[o:], d, 0, dqkv[q+2*d:], ld)
 		}
 	})
