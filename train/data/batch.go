@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-)
 
-// Normalization holds per-channel statistics: a pixel x of channel c becomes
-// (x − Mean[c]) / Std[c].
-type Normalization struct{ Mean, Std []float32 }
+	"github.com/vitgo/vit/model/preprocess"
+)
 
 // MinStd is the floor of every Std that ComputeNormalization returns, so that
 // a constant channel does not divide by zero.
@@ -18,8 +16,8 @@ const MinStd = 1e-6
 // deviation of each channel over every pixel of every image of d,
 // accumulated in float64. Std is never below MinStd. An empty split gives
 // mean 0 and std 1.
-func ComputeNormalization(d *Dataset) Normalization {
-	n := Normalization{Mean: make([]float32, d.C), Std: make([]float32, d.C)}
+func ComputeNormalization(d *Dataset) preprocess.Normalization {
+	n := preprocess.Normalization{Mean: make([]float32, d.C), Std: make([]float32, d.C)}
 	plane := d.H * d.W
 	count := float64(d.N) * float64(plane)
 	for c := 0; c < d.C; c++ {
@@ -75,7 +73,7 @@ type Augment struct {
 // inconsistent arguments — wrong dst or labels length, an index out of range,
 // a Normalization of the wrong number of channels, a negative pad or a nil
 // rng with aug — which are programming errors, not user input.
-func (d *Dataset) Batch(dst []float32, labels []int, idx []int, norm Normalization, aug *Augment, rng *rand.Rand) {
+func (d *Dataset) Batch(dst []float32, labels []int, idx []int, norm preprocess.Normalization, aug *Augment, rng *rand.Rand) {
 	chw := d.C * d.H * d.W
 	if len(dst) != len(idx)*chw {
 		panic(fmt.Sprintf("data: Batch: dst has %d values, expected %d (%d images of %d×%d×%d)", len(dst), len(idx)*chw, len(idx), d.C, d.H, d.W))
@@ -118,7 +116,7 @@ func (d *Dataset) Batch(dst []float32, labels []int, idx []int, norm Normalizati
 // place writes the normalised src into out, shifted so that out(y, x) =
 // src(y+dy, x+dx) (0 where that is outside the image), then mirrored
 // left-right if flip.
-func (d *Dataset) place(out, src []float32, norm Normalization, dy, dx int, flip bool) {
+func (d *Dataset) place(out, src []float32, norm preprocess.Normalization, dy, dx int, flip bool) {
 	H, W := d.H, d.W
 	plane := H * W
 	for c := 0; c < d.C; c++ {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/vitgo/vit/model/preprocess"
 )
 
 func TestComputeNormalization(t *testing.T) {
@@ -50,7 +52,7 @@ func rampDataset(n, c, h, w int) *Dataset {
 
 func TestBatchNoAug(t *testing.T) {
 	d := rampDataset(5, 3, 4, 6)
-	norm := Normalization{Mean: []float32{0.1, 0.5, 0.9}, Std: []float32{0.3, 0.7, 0.2}}
+	norm := preprocess.Normalization{Mean: []float32{0.1, 0.5, 0.9}, Std: []float32{0.3, 0.7, 0.2}}
 	idx := []int{4, 0, 4, 2}
 	chw := d.C * d.H * d.W
 	dst := make([]float32, len(idx)*chw)
@@ -114,7 +116,7 @@ func TestAugmentGeometry(t *testing.T) {
 	d.Images[py*W+px] = 1     // channel 0
 	d.Images[H*W+py*W+px] = 1 // channel 1
 	// Means are non-zero, so a zero in normalised space is the mean pixel.
-	norm := Normalization{Mean: []float32{0.2, 0.5}, Std: []float32{0.5, 0.25}}
+	norm := preprocess.Normalization{Mean: []float32{0.2, 0.5}, Std: []float32{0.5, 0.25}}
 	bright := []float32{(1 - 0.2) / 0.5, (1 - 0.5) / 0.25}
 	dark := []float32{(0 - 0.2) / 0.5, (0 - 0.5) / 0.25}
 
@@ -194,7 +196,7 @@ func TestBatchPanicsOnMisuse(t *testing.T) {
 		{"dst length", func() { d.Batch(make([]float32, 3), make([]int, 1), []int{0}, norm, nil, nil) }},
 		{"labels length", func() { d.Batch(make([]float32, 4), make([]int, 2), []int{0}, norm, nil, nil) }},
 		{"index", func() { d.Batch(make([]float32, 4), make([]int, 1), []int{2}, norm, nil, nil) }},
-		{"channels", func() { d.Batch(make([]float32, 4), make([]int, 1), []int{0}, Normalization{}, nil, nil) }},
+		{"channels", func() { d.Batch(make([]float32, 4), make([]int, 1), []int{0}, preprocess.Normalization{}, nil, nil) }},
 		{"nil rng", func() { d.Batch(make([]float32, 4), make([]int, 1), []int{0}, norm, &Augment{Flip: true}, nil) }},
 	} {
 		func() {

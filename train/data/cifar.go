@@ -2,8 +2,8 @@ package data
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
+	"github.com/pkg/errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -47,11 +47,11 @@ func loadCIFAR10(dir string) (train, test *Dataset, err error) {
 		if _, err := os.Stat(p); err == nil {
 			trainFiles = append(trainFiles, p)
 		} else if !errors.Is(err, os.ErrNotExist) {
-			return nil, nil, fmt.Errorf("data: cifar10 file %s: %v", p, err)
+			return nil, nil, errors.Wrapf(err, "data: cifar10 file %s", p)
 		}
 	}
 	if len(trainFiles) == 0 {
-		return nil, nil, fmt.Errorf("data: cifar10 directory %s: found none of data_batch_1.bin … data_batch_5.bin, expected at least one training batch", dir)
+		return nil, nil, errors.Errorf("data: cifar10 directory %s: found none of data_batch_1.bin … data_batch_5.bin, expected at least one training batch", dir)
 	}
 	names, err := readNames(filepath.Join(dir, "batches.meta.txt"), 10)
 	if err != nil {
@@ -103,14 +103,14 @@ func readCIFAR(paths []string, spec cifarSpec, names []string) (*Dataset, error)
 	for i, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			return nil, fmt.Errorf("data: %s file %s: %v", spec.format, p, err)
+			return nil, errors.Wrapf(err, "data: %s file %s", spec.format, p)
 		}
 		size := st.Size()
 		if size == 0 {
-			return nil, fmt.Errorf("data: %s file %s: file is empty, expected records of %d bytes", spec.format, p, rec)
+			return nil, errors.Errorf("data: %s file %s: file is empty, expected records of %d bytes", spec.format, p, rec)
 		}
 		if size%int64(rec) != 0 {
-			return nil, fmt.Errorf("data: %s file %s: size %d bytes is not a multiple of the %d-byte record (%d label byte(s) + %d pixel bytes): record %d is truncated to %d of %d bytes",
+			return nil, errors.Errorf("data: %s file %s: size %d bytes is not a multiple of the %d-byte record (%d label byte(s) + %d pixel bytes): record %d is truncated to %d of %d bytes",
 				spec.format, p, size, rec, len(spec.labels), cifarPixels, size/int64(rec), size%int64(rec), rec)
 		}
 		counts[i] = int(size / int64(rec))
@@ -140,18 +140,18 @@ func readCIFAR(paths []string, spec cifarSpec, names []string) (*Dataset, error)
 func readCIFARFile(path string, n int, spec cifarSpec, buf []byte, d *Dataset, at int) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("data: %s file %s: %v", spec.format, path, err)
+		return errors.Wrapf(err, "data: %s file %s", spec.format, path)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<16)
 	nl := len(spec.labels)
 	for k := 0; k < n; k++ {
 		if _, err := io.ReadFull(r, buf); err != nil {
-			return fmt.Errorf("data: %s file %s record %d: %v, expected %d bytes (the file changed while being read?)", spec.format, path, k, err, len(buf))
+			return errors.Errorf("data: %s file %s record %d: %v, expected %d bytes (the file changed while being read?)", spec.format, path, k, err, len(buf))
 		}
 		for j, l := range spec.labels {
 			if int(buf[j]) >= l.classes {
-				return fmt.Errorf("data: %s file %s record %d (byte offset %d): %s %d, expected 0..%d",
+				return errors.Errorf("data: %s file %s record %d (byte offset %d): %s %d, expected 0..%d",
 					spec.format, path, k, int64(k)*int64(len(buf))+int64(j), l.name, buf[j], l.classes-1)
 			}
 		}

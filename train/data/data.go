@@ -26,27 +26,15 @@
 // Images are taken in sorted file-name order within each class, classes in
 // label order.
 //
-// Pixel conversion: a pixel's colour is read through the standard library's
-// colour model (16-bit, alpha-premultiplied, so transparent areas come out
-// composited over black) and scaled to [0,1]. With 3 channels a gray image is
-// copied to R, G and B. With 1 channel a pixel whose R, G and B are equal
-// keeps that value exactly; any other gets the ITU-R BT.601 luma
-// 0.299·R + 0.587·G + 0.114·B.
-//
-// Geometry: the centred square of side min(width, height) is cut out (offset
-// ⌊(long − short)/2⌋ along the longer side) and resampled to
-// ImageSize×ImageSize — the same as resizing the shorter side to ImageSize
-// and centre-cropping, up to sub-pixel rounding of the crop. The resampling
-// is separable: along an axis that shrinks, area averaging (each output pixel
-// is the mean of the input area it covers, partial pixels weighted by their
-// covered fraction — exact block means for integer factors); along an axis
-// that grows, linear interpolation between pixel centres (edges clamped). An
-// image already of the right size is copied unchanged.
+// Pixels are converted as package model/preprocess converts any image
+// (ToCHW): colour, centred square crop, resampling to ImageSize.
 package data
 
 import (
-	"errors"
 	"fmt"
+	"github.com/pkg/errors"
+	"github.com/vitgo/vit/model/preprocess"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -77,6 +65,27 @@ func (d *Dataset) Image(i int) []float32 {
 	return d.Images[i*n : (i+1)*n : (i+1)*n]
 }
 
+// Convert returns d with every image converted to ch×size×size as an image
+// file of the same pixels would be (preprocess.ToCHW; pixels are taken as
+// 8-bit, as every reader here stores them), or d itself when it already
+// has that geometry.
+func (d *Dataset) Convert(ch, size int) (*Dataset, error) {
+	if d.C == ch && d.H == size && d.W == size {
+		return d, nil
+	}
+	out := &Dataset{Images: make([]float32, d.N*ch*size*size), Labels: d.Labels, N: d.N, C: ch, H: size, W: size, Classes: d.Classes}
+	for i := 0; i < d.N; i++ {
+		img, err := preprocess.ToImage(d.Image(i), d.C, d.H, d.W)
+		if err == nil {
+			err = preprocess.ToCHW(img, ch, size, out.Image(i))
+		}
+		if err != nil {
+			return nil, errors.Wrapf(err, "data: converting image %d", i)
+		}
+	}
+	return out, nil
+}
+
 // NumClasses is len(d.Classes).
 func (d *Dataset) NumClasses() int { return len(d.Classes) }
 
@@ -99,9 +108,15 @@ type Options struct {
 	Coarse    bool   // CIFAR-100: coarse labels instead of fine
 }
 
-// MaxImageSize bounds Options.ImageSize, so that a typing slip cannot ask for
-// a many-gigabyte dataset.
-const MaxImageSize = 4096
+// ErrUnknownFormat is the cause of Load's error for a format name it does
+// not know or a directory whose format it cannot detect.
+var ErrUnknownFormat = errors.New("data: unknown dataset format")
+
+// formatError is an error whose cause is ErrUnknownFormat.
+type formatError struct{ msg string }
+
+func (e *formatError) Error() string        { return e.msg }
+func (e *formatError) Is(target error) bool { return target == ErrUnknownFormat }
 
 // Load reads the training and test splits stored in dir and returns them with
 // the name of the format that was read.
@@ -117,10 +132,10 @@ const MaxImageSize = 4096
 func Load(dir string, opt Options) (train, test *Dataset, format string, err error) {
 	st, err := os.Stat(dir)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("data: dataset directory %s: %v", dir, err)
+		return nil, nil, "", errors.Wrapf(err, "data: dataset directory %s", dir)
 	}
 	if !st.IsDir() {
-		return nil, nil, "", fmt.Errorf("data: dataset path %s is not a directory", dir)
+		return nil, nil, "", errors.Errorf("data: dataset path %s is not a directory", dir)
 	}
 	format = strings.ToLower(strings.TrimSpace(opt.Format))
 	if format == "" {
@@ -138,8 +153,8 @@ func Load(dir string, opt Options) (train, test *Dataset, format string, err err
 	case FormatFolder:
 		train, test, err = loadFolder(dir, opt)
 	default:
-		return nil, nil, "", fmt.Errorf("data: unknown dataset format %q, expected one of %q, %q, %q, %q or \"\" to detect it",
-			opt.Format, FormatCIFAR10, FormatCIFAR100, FormatIDX, FormatFolder)
+		return nil, nil, "", &formatError{fmt.Sprintf("data: unknown dataset format %q, expected one of %q, %q, %q, %q or \"\" to detect it",
+			opt.Format, FormatCIFAR10, FormatCIFAR100, FormatIDX, FormatFolder)}
 	}
 	if err != nil {
 		return nil, nil, "", err
@@ -152,7 +167,7 @@ func Load(dir string, opt Options) (train, test *Dataset, format string, err err
 func Detect(dir string) (string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return "", fmt.Errorf("data: reading dataset directory %s: %v", dir, err)
+		return "", errors.Wrapf(err, "data: reading dataset directory %s", dir)
 	}
 	files := map[string]bool{}
 	for _, e := range entries {
@@ -180,21 +195,28 @@ func Detect(dir string) (string, error) {
 			}
 		}
 	}
-	return "", fmt.Errorf("data: cannot tell the dataset format of %s: looked for CIFAR-10 (data_batch_1.bin … data_batch_5.bin, test_batch.bin), "+
+	return "", &formatError{fmt.Sprintf("data: cannot tell the dataset format of %s: looked for CIFAR-10 (data_batch_1.bin … data_batch_5.bin, test_batch.bin), "+
 		"CIFAR-100 (train.bin and test.bin), IDX (train-images-idx3-ubyte[.gz], …) and an image folder (train/<class>/*.png|jpg|jpeg) and found none; "+
-		"set the format explicitly or point at the folder that holds the files", dir)
+		"set the format explicitly or point at the folder that holds the files", dir)}
 }
 
-// readNames reads a class-name file: one name per line, surrounding spaces
-// and blank lines ignored. A missing file gives (nil, nil); want > 0 requires
-// exactly that many names.
+// readNames is ReadClassNames for an optional file: a missing one gives
+// (nil, nil).
 func readNames(path string, want int) ([]string, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+	names, err := ReadClassNames(path, want)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	return names, err
+}
+
+// ReadClassNames reads a class-name file: one name per line, surrounding
+// spaces and blank lines ignored, names distinct. want > 0 requires exactly
+// that many names.
+func ReadClassNames(path string, want int) ([]string, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("data: reading class names %s: %v", path, err)
+		return nil, errors.Wrapf(err, "data: reading class names %s", path)
 	}
 	var names []string
 	for _, line := range strings.Split(string(b), "\n") {
@@ -203,15 +225,15 @@ func readNames(path string, want int) ([]string, error) {
 		}
 	}
 	if want > 0 && len(names) != want {
-		return nil, fmt.Errorf("data: class names %s: found %d non-blank lines, expected %d (one name per class)", path, len(names), want)
+		return nil, errors.Errorf("data: class names %s: found %d non-blank lines, expected %d (one name per class)", path, len(names), want)
 	}
 	if len(names) == 0 {
-		return nil, fmt.Errorf("data: class names %s: no names found, expected one name per line", path)
+		return nil, errors.Errorf("data: class names %s: no names found, expected one name per line", path)
 	}
 	seen := map[string]int{}
 	for i, n := range names {
 		if j, ok := seen[n]; ok {
-			return nil, fmt.Errorf("data: class names %s: name %q appears twice (names %d and %d), expected distinct names", path, n, j, i)
+			return nil, errors.Errorf("data: class names %s: name %q appears twice (names %d and %d), expected distinct names", path, n, j, i)
 		}
 		seen[n] = i
 	}

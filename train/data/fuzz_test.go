@@ -1,12 +1,11 @@
 package data
 
 import (
-	"image"
-	"image/color"
-	"math"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/vitgo/vit/model/preprocess/preprocesstest"
 )
 
 // Fuzz targets for every reader of outside data. Their seeds run in every
@@ -34,8 +33,8 @@ func checkDataset(t *testing.T, d *Dataset, classes int) {
 }
 
 func FuzzIDX(f *testing.F) {
-	f.Add(idxBytes(idxImagesMagic, []uint32{2, 3, 3}, randBytes(1, 18)), idxBytes(idxLabelsMagic, []uint32{2}, []byte{0, 9}))
-	f.Add(gzipBytes(f, idxBytes(idxImagesMagic, []uint32{1, 2, 2}, randBytes(2, 4))), gzipBytes(f, idxBytes(idxLabelsMagic, []uint32{1}, []byte{3})))
+	f.Add(idxBytes(idxImagesMagic, []uint32{2, 3, 3}, preprocesstest.RandBytes(1, 18)), idxBytes(idxLabelsMagic, []uint32{2}, []byte{0, 9}))
+	f.Add(gzipBytes(f, idxBytes(idxImagesMagic, []uint32{1, 2, 2}, preprocesstest.RandBytes(2, 4))), gzipBytes(f, idxBytes(idxLabelsMagic, []uint32{1}, []byte{3})))
 	f.Add(idxBytes(idxImagesMagic, []uint32{1 << 31, 28, 28}, nil), idxBytes(idxLabelsMagic, []uint32{1 << 31}, nil))
 	f.Add(idxBytes(idxImagesMagic, []uint32{1, 1 << 30, 1 << 30}, nil), idxBytes(idxLabelsMagic, []uint32{1}, []byte{1}))
 	f.Fuzz(func(t *testing.T, images, labels []byte) {
@@ -82,35 +81,4 @@ func FuzzCIFAR10(f *testing.F) {
 
 func FuzzCIFAR100(f *testing.F) {
 	fuzzCIFAR(f, cifarSpec{format: FormatCIFAR100, labels: []cifarLabel{{"coarse label", 20}, {"fine label", 100}}, use: 1}, 100)
-}
-
-func FuzzImage(f *testing.F) {
-	img := image.NewRGBA(image.Rect(0, 0, 5, 3))
-	for i := range img.Pix {
-		img.Pix[i] = byte(i * 37)
-	}
-	gray := image.NewGray16(image.Rect(0, 0, 4, 4))
-	gray.SetGray16(1, 2, color.Gray16{Y: 40000})
-	f.Add(pngBytes(f, img))
-	f.Add(jpegBytes(f, img))
-	f.Add(pngBytes(f, gray))
-	f.Add([]byte("\x89PNG\r\n\x1a\n"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p := filepath.Join(t.TempDir(), "img")
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		for _, ch := range []int{1, 3} {
-			const size = 8
-			dst := make([]float32, ch*size*size)
-			if err := readImageFile(p, ch, size, dst); err != nil {
-				return
-			}
-			for i, v := range dst {
-				if !(v >= 0 && v <= 1) || math.IsNaN(float64(v)) {
-					t.Fatalf("%d channel(s): value %d = %v, outside [0, 1]", ch, i, v)
-				}
-			}
-		}
-	})
 }

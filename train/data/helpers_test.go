@@ -1,32 +1,9 @@
 package data
 
 import (
-	"math/rand"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// writeFile writes b to dir/name (creating parent folders) and returns the path.
-func writeFile(t *testing.T, dir, name string, b []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// randBytes returns n bytes from a generator seeded with seed.
-func randBytes(seed int64, n int) []byte {
-	b := make([]byte, n)
-	rand.New(rand.NewSource(seed)).Read(b)
-	return b
-}
 
 // wantErr fails unless err is non-nil, starts with "data:" and contains every
 // one of parts.

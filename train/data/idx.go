@@ -4,8 +4,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/binary"
-	"errors"
-	"fmt"
+	"github.com/pkg/errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -33,7 +32,7 @@ func loadIDX(dir string) (train, test *Dataset, err error) {
 		names = numberedNames(10)
 	}
 	if len(names) > 256 {
-		return nil, nil, fmt.Errorf("data: class names %s: %d names, expected at most 256 (IDX labels are bytes)", filepath.Join(dir, "classes.txt"), len(names))
+		return nil, nil, errors.Errorf("data: class names %s: %d names, expected at most 256 (IDX labels are bytes)", filepath.Join(dir, "classes.txt"), len(names))
 	}
 	if train, err = loadIDXSplit(dir, "train", names); err != nil {
 		return nil, nil, err
@@ -42,7 +41,7 @@ func loadIDX(dir string) (train, test *Dataset, err error) {
 		return nil, nil, err
 	}
 	if test.H != train.H || test.W != train.W {
-		return nil, nil, fmt.Errorf("data: idx directory %s: test images are %d×%d, expected the training images' %d×%d", dir, test.H, test.W, train.H, train.W)
+		return nil, nil, errors.Errorf("data: idx directory %s: test images are %d×%d, expected the training images' %d×%d", dir, test.H, test.W, train.H, train.W)
 	}
 	return train, test, nil
 }
@@ -56,10 +55,10 @@ func findIDX(dir, base string) (string, error) {
 			return p, nil
 		}
 		if !errors.Is(err, os.ErrNotExist) {
-			return "", fmt.Errorf("data: idx file %s: %v", p, err)
+			return "", errors.Wrapf(err, "data: idx file %s", p)
 		}
 	}
-	return "", fmt.Errorf("data: idx directory %s: found neither %s nor %s.gz", dir, base, base)
+	return "", errors.Errorf("data: idx directory %s: found neither %s nor %s.gz", dir, base, base)
 }
 
 func loadIDXSplit(dir, prefix string, names []string) (*Dataset, error) {
@@ -93,7 +92,7 @@ func loadIDXSplit(dir, prefix string, names []string) (*Dataset, error) {
 	}
 	for i, b := range lbytes {
 		if int(b) >= len(names) {
-			return nil, fmt.Errorf("data: idx file %s record %d: label %d, expected 0..%d (%d classes)", lblPath, i, b, len(names)-1, len(names))
+			return nil, errors.Errorf("data: idx file %s record %d: label %d, expected 0..%d (%d classes)", lblPath, i, b, len(names)-1, len(names))
 		}
 		d.Labels[i] = int(b)
 	}
@@ -116,12 +115,12 @@ func loadIDXSplit(dir, prefix string, names []string) (*Dataset, error) {
 func readIDX(path string, magic uint32, what string, wantN int, wantFrom string) (dims []int, data []byte, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("data: idx file %s: %v", path, err)
+		return nil, nil, errors.Wrapf(err, "data: idx file %s", path)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, nil, fmt.Errorf("data: idx file %s: %v", path, err)
+		return nil, nil, errors.Wrapf(err, "data: idx file %s", path)
 	}
 	size := st.Size()
 	br := bufio.NewReaderSize(f, 1<<16)
@@ -131,7 +130,7 @@ func readIDX(path string, magic uint32, what string, wantN int, wantFrom string)
 	if gz {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, fmt.Errorf("data: idx file %s: bad gzip header: %v", path, err)
+			return nil, nil, errors.Wrapf(err, "data: idx file %s: bad gzip header", path)
 		}
 		defer zr.Close()
 		r = zr
@@ -141,20 +140,20 @@ func readIDX(path string, magic uint32, what string, wantN int, wantFrom string)
 	hdrLen := 4 + 4*ndim
 	hdr := make([]byte, hdrLen)
 	if k, err := io.ReadFull(r, hdr); err != nil {
-		return nil, nil, fmt.Errorf("data: idx file %s: header truncated: read %d of %d bytes (%v)", path, k, hdrLen, err)
+		return nil, nil, errors.Errorf("data: idx file %s: header truncated: read %d of %d bytes (%v)", path, k, hdrLen, err)
 	}
 	if got := binary.BigEndian.Uint32(hdr); got != magic {
-		return nil, nil, fmt.Errorf("data: idx file %s: magic number 0x%08x, expected 0x%08x (IDX %s: unsigned bytes, %d dimension(s))", path, got, magic, what, ndim)
+		return nil, nil, errors.Errorf("data: idx file %s: magic number 0x%08x, expected 0x%08x (IDX %s: unsigned bytes, %d dimension(s))", path, got, magic, what, ndim)
 	}
 	if n := binary.BigEndian.Uint32(hdr[4:]); wantN > 0 && uint64(n) != uint64(wantN) {
-		return nil, nil, fmt.Errorf("data: idx file %s: header counts %d %s, but %s has %d labels; expected the counts to agree", path, n, what, wantFrom, wantN)
+		return nil, nil, errors.Errorf("data: idx file %s: header counts %d %s, but %s has %d labels; expected the counts to agree", path, n, what, wantFrom, wantN)
 	}
 
 	dims = make([]int, ndim)
 	for i := range dims {
 		v := binary.BigEndian.Uint32(hdr[4+4*i:])
 		if v == 0 {
-			return nil, nil, fmt.Errorf("data: idx file %s: dimension %d of the header %v is 0, expected at least 1", path, i, headerDims(hdr, ndim))
+			return nil, nil, errors.Errorf("data: idx file %s: dimension %d of the header %v is 0, expected at least 1", path, i, headerDims(hdr, ndim))
 		}
 		dims[i] = int(v)
 	}
@@ -163,7 +162,7 @@ func readIDX(path string, magic uint32, what string, wantN int, wantFrom string)
 	want := uint64(1)
 	for _, v := range dims {
 		if want > (1<<62)/uint64(v) {
-			return nil, nil, fmt.Errorf("data: idx file %s: header dimensions %v need more than 2^62 data bytes, refusing it", path, dims)
+			return nil, nil, errors.Errorf("data: idx file %s: header dimensions %v need more than 2^62 data bytes, refusing it", path, dims)
 		}
 		want *= uint64(v)
 	}
@@ -174,33 +173,33 @@ func readIDX(path string, magic uint32, what string, wantN int, wantFrom string)
 			have = uint64(size) - uint64(hdrLen)
 		}
 		if want > have {
-			return nil, nil, fmt.Errorf("data: idx file %s: header dimensions %v need %d data bytes after the %d-byte header, but the file has only %d; refusing it",
+			return nil, nil, errors.Errorf("data: idx file %s: header dimensions %v need %d data bytes after the %d-byte header, but the file has only %d; refusing it",
 				path, dims, want, hdrLen, have)
 		}
 		if want < have {
-			return nil, nil, fmt.Errorf("data: idx file %s: header dimensions %v need %d data bytes after the %d-byte header, but the file has %d",
+			return nil, nil, errors.Errorf("data: idx file %s: header dimensions %v need %d data bytes after the %d-byte header, but the file has %d",
 				path, dims, want, hdrLen, have)
 		}
 		data = make([]byte, want)
 		if _, err := io.ReadFull(r, data); err != nil {
-			return nil, nil, fmt.Errorf("data: idx file %s: reading %d data bytes: %v", path, want, err)
+			return nil, nil, errors.Wrapf(err, "data: idx file %s: reading %d data bytes", path, want)
 		}
 		return dims, data, nil
 	}
 	if bound := uint64(size)*deflateMaxRatio + 1<<16; want > bound {
-		return nil, nil, fmt.Errorf("data: idx file %s: header dimensions %v need %d data bytes, but a %d-byte gzip file decompresses to at most %d (deflate expands at most %d:1); refusing it",
+		return nil, nil, errors.Errorf("data: idx file %s: header dimensions %v need %d data bytes, but a %d-byte gzip file decompresses to at most %d (deflate expands at most %d:1); refusing it",
 			path, dims, want, size, bound, deflateMaxRatio)
 	}
 	data, err = io.ReadAll(io.LimitReader(r, int64(want)+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("data: idx file %s: decompressing after %d of %d data bytes: %v", path, len(data), want, err)
+		return nil, nil, errors.Wrapf(err, "data: idx file %s: decompressing after %d of %d data bytes", path, len(data), want)
 	}
 	if uint64(len(data)) != want {
 		if uint64(len(data)) < want {
-			return nil, nil, fmt.Errorf("data: idx file %s: header dimensions %v need %d data bytes, but the decompressed file has only %d (record %d is incomplete)",
+			return nil, nil, errors.Errorf("data: idx file %s: header dimensions %v need %d data bytes, but the decompressed file has only %d (record %d is incomplete)",
 				path, dims, want, len(data), uint64(len(data))/(want/uint64(dims[0])))
 		}
-		return nil, nil, fmt.Errorf("data: idx file %s: header dimensions %v need %d data bytes, but the decompressed file has more", path, dims, want)
+		return nil, nil, errors.Errorf("data: idx file %s: header dimensions %v need %d data bytes, but the decompressed file has more", path, dims, want)
 	}
 	return dims, data, nil
 }

@@ -1,25 +1,27 @@
 package data
 
 import (
-	"image"
 	"path/filepath"
 	"testing"
+
+	"github.com/vitgo/vit/model/preprocess"
+	"github.com/vitgo/vit/model/preprocess/preprocesstest"
 )
 
-// TestImageToCHWMatchesFolder checks that ImageToCHW gives, value for value,
+// TestImageToCHWMatchesFolder checks that preprocess.ToCHW gives, value for value,
 // what the folder reader stores for the same files: shrinking, growing,
 // non-square crops, gray and colour, 1 and 3 channels.
 func TestImageToCHWMatchesFolder(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string][]byte{
-		"a/wide.png":  pngBytes(t, randRGB(1, 21, 13, 1)),
-		"a/gray.png":  pngBytes(t, randGray(2, 5, 5, 1)),
-		"b/photo.jpg": jpegBytes(t, randRGB(3, 30, 40, 3)),
-		"b/exact.png": pngBytes(t, randRGB(4, 8, 8, 1)),
+		"a/wide.png":  preprocesstest.PNG(t, preprocesstest.RandRGB(1, 21, 13, 1)),
+		"a/gray.png":  preprocesstest.PNG(t, preprocesstest.RandGray(2, 5, 5, 1)),
+		"b/photo.jpg": preprocesstest.JPEG(t, preprocesstest.RandRGB(3, 30, 40, 3)),
+		"b/exact.png": preprocesstest.PNG(t, preprocesstest.RandRGB(4, 8, 8, 1)),
 	}
 	for name, b := range files {
-		writeFile(t, dir, filepath.Join("train", name), b)
-		writeFile(t, dir, filepath.Join("test", name), b)
+		preprocesstest.WriteFile(t, dir, filepath.Join("train", name), b)
+		preprocesstest.WriteFile(t, dir, filepath.Join("test", name), b)
 	}
 	for _, ch := range []int{1, 3} {
 		_, test, _, err := Load(dir, Options{Format: FormatFolder, ImageSize: 8, Channels: ch})
@@ -33,7 +35,7 @@ func TestImageToCHWMatchesFolder(t *testing.T) {
 		for i, name := range order {
 			img := decodeFile(t, filepath.Join(dir, "test", name))
 			got := make([]float32, ch*8*8)
-			if err := ImageToCHW(img, ch, 8, got); err != nil {
+			if err := preprocess.ToCHW(img, ch, 8, got); err != nil {
 				t.Fatal(err)
 			}
 			want := test.Image(i)
@@ -44,14 +46,4 @@ func TestImageToCHWMatchesFolder(t *testing.T) {
 			}
 		}
 	}
-}
-
-func TestImageToCHWErrors(t *testing.T) {
-	ok := randRGB(1, 4, 4, 1)
-	var nilImg image.Image
-	wantErr(t, ImageToCHW(nilImg, 3, 4, make([]float32, 48)), "nil image")
-	wantErr(t, ImageToCHW(ok, 2, 4, make([]float32, 32)), "2 channels", "expected 1 or 3")
-	wantErr(t, ImageToCHW(ok, 3, 0, nil), "size 0")
-	wantErr(t, ImageToCHW(ok, 3, 4, make([]float32, 47)), "47 values", "expected 48")
-	wantErr(t, ImageToCHW(image.NewRGBA(image.Rect(3, 3, 3, 9)), 3, 4, make([]float32, 48)), "0×6", "non-empty")
 }

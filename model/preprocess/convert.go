@@ -1,0 +1,220 @@
+package preprocess
+
+import (
+	"image"
+	"math"
+
+	"github.com/pkg/errors"
+)
+
+// MaxSize bounds the side of the square images ToCHW produces, so that a
+// typing slip cannot ask for a many-gigabyte tensor.
+const MaxSize = 4096
+
+// ToCHW converts img to ch×size×size float32 pixels in [0,1], written into
+// dst (see the package notes: colour through the standard library's colour
+// model, gray copied to R, G and B or RGB turned into BT.601 luma, the
+// centred square of side min(width, height) resampled to size×size).
+// Normalisation is left to the caller (Normalization.Apply).
+//
+// It returns an error for a nil or empty image, a channel count other than
+// 1 or 3, a size outside 1..MaxSize, an image of more than MaxPixels pixels,
+// or a dst of the wrong length.
+func ToCHW(img image.Image, ch, size int, dst []float32) error {
+	if img == nil {
+		return errors.New("preprocess: nil image, expected a decoded image")
+	}
+	if ch != 1 && ch != 3 {
+		return errors.Errorf("preprocess: %d channels requested, expected 1 or 3", ch)
+	}
+	if size < 1 || size > MaxSize {
+		return errors.Errorf("preprocess: size %d, expected 1..%d", size, MaxSize)
+	}
+	if want := ch * size * size; len(dst) != want {
+		return errors.Errorf("preprocess: dst has %d values, expected %d (%d×%d×%d)", len(dst), want, ch, size, size)
+	}
+	b := img.Bounds()
+	w, h := b.Dx(), b.Dy()
+	if w <= 0 || h <= 0 {
+		return errors.Errorf("preprocess: image of %d×%d pixels, expected a non-empty image", w, h)
+	}
+	if int64(w)*int64(h) > MaxPixels {
+		return errors.Wrapf(ErrTooManyPixels, "preprocess: image of %d×%d pixels, expected at most %d pixels", w, h, MaxPixels)
+	}
+	s := min(w, h)
+	x0, y0 := (w-s)/2, (h-s)/2
+	crop := image.Rect(b.Min.X+x0, b.Min.Y+y0, b.Min.X+x0+s, b.Min.Y+y0+s)
+	if s == size {
+		toPlanes(img, crop, ch, dst)
+		return nil
+	}
+	src := make([]float32, ch*s*s)
+	toPlanes(img, crop, ch, src)
+	resample(src, ch, s, size, dst)
+	return nil
+}
+
+// ToImage turns c×h×w values in [0,1] (c = 1 or 3) back into an 8-bit
+// image (values rounded to the nearest of 256 levels and clamped), so that
+// pixels read from 8-bit files convert again exactly as the files would.
+func ToImage(chw []float32, c, h, w int) (image.Image, error) {
+	if (c != 1 && c != 3) || h < 1 || w < 1 || len(chw) != c*h*w {
+		return nil, errors.Errorf("preprocess: ToImage: %d values as %d×%d×%d, expected c = 1 or 3 and c·h·w values", len(chw), c, h, w)
+	}
+	b := func(v float32) uint8 { return uint8(min(max(v*255+0.5, 0), 255)) }
+	if c == 1 {
+		g := image.NewGray(image.Rect(0, 0, w, h))
+		for j := range g.Pix {
+			g.Pix[j] = b(chw[j])
+		}
+		return g, nil
+	}
+	plane := h * w
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for j := 0; j < plane; j++ {
+		img.Pix[4*j] = b(chw[j])
+		img.Pix[4*j+1] = b(chw[plane+j])
+		img.Pix[4*j+2] = b(chw[2*plane+j])
+		img.Pix[4*j+3] = 255
+	}
+	return img, nil
+}
+
+// toPlanes writes the pixels of img inside r as ch planes of r's size into
+// dst, scaled to [0,1] (see the package notes on conversion).
+func toPlanes(img image.Image, r image.Rectangle, ch int, dst []float32) {
+	at := rgbaFunc(img)
+	w, h := r.Dx(), r.Dy()
+	plane := w * h
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			cr, cg, cb := at(r.Min.X+x, r.Min.Y+y)
+			o := y*w + x
+			if ch == 3 {
+				dst[o] = float32(cr) / 65535
+				dst[plane+o] = float32(cg) / 65535
+				dst[2*plane+o] = float32(cb) / 65535
+				continue
+			}
+			if cr == cg && cg == cb {
+				dst[o] = float32(cr) / 65535
+				continue
+			}
+			l := (0.299*float64(cr) + 0.587*float64(cg) + 0.114*float64(cb)) / 65535
+			dst[o] = float32(min(max(l, 0), 1))
+		}
+	}
+}
+
+// rgbaFunc returns a reader of 16-bit premultiplied R, G, B, with fast paths
+// (no per-pixel interface allocation) for the types the PNG and JPEG decoders
+// produce most often.
+func rgbaFunc(img image.Image) func(x, y int) (r, g, b uint32) {
+	switch m := img.(type) {
+	case *image.Gray:
+		return func(x, y int) (uint32, uint32, uint32) {
+			v, _, _, _ := m.GrayAt(x, y).RGBA()
+			return v, v, v
+		}
+	case *image.YCbCr:
+		return func(x, y int) (uint32, uint32, uint32) {
+			r, g, b, _ := m.YCbCrAt(x, y).RGBA()
+			return r, g, b
+		}
+	case *image.RGBA:
+		return func(x, y int) (uint32, uint32, uint32) {
+			r, g, b, _ := m.RGBAAt(x, y).RGBA()
+			return r, g, b
+		}
+	case *image.NRGBA:
+		return func(x, y int) (uint32, uint32, uint32) {
+			r, g, b, _ := m.NRGBAAt(x, y).RGBA()
+			return r, g, b
+		}
+	}
+	return func(x, y int) (uint32, uint32, uint32) {
+		r, g, b, _ := img.At(x, y).RGBA()
+		return r, g, b
+	}
+}
+
+// tap is one input pixel's weight in an output pixel.
+type tap struct {
+	i int
+	w float32
+}
+
+// resampleWeights gives, for each of the dst output positions, the input
+// positions (of src) and weights that make it: area averaging when
+// shrinking, linear interpolation between pixel centres when growing. Each
+// output's weights sum to 1.
+func resampleWeights(src, dst int) [][]tap {
+	out := make([][]tap, dst)
+	scale := float64(src) / float64(dst)
+	for i := range out {
+		var taps []tap
+		if dst <= src {
+			lo, hi := float64(i)*scale, float64(i+1)*scale
+			sum := 0.0
+			var ws []float64
+			j0 := int(math.Floor(lo))
+			for j := j0; j < src && float64(j) < hi; j++ {
+				ov := math.Min(hi, float64(j+1)) - math.Max(lo, float64(j))
+				if ov <= 1e-9 {
+					ov = 0
+				}
+				ws = append(ws, ov)
+				sum += ov
+			}
+			for k, wt := range ws {
+				if wt > 0 {
+					taps = append(taps, tap{j0 + k, float32(wt / sum)})
+				}
+			}
+		} else {
+			c := (float64(i)+0.5)*scale - 0.5
+			j := int(math.Floor(c))
+			f := c - float64(j)
+			a, b := clampInt(j, 0, src-1), clampInt(j+1, 0, src-1)
+			if a == b || f == 0 {
+				taps = []tap{{a, 1}}
+			} else {
+				taps = []tap{{a, float32(1 - f)}, {b, float32(f)}}
+			}
+		}
+		out[i] = taps
+	}
+	return out
+}
+
+func clampInt(v, lo, hi int) int { return min(max(v, lo), hi) }
+
+// resample maps ch planes of s×s in src to ch planes of n×n in dst,
+// separably (rows first, then columns), with resampleWeights.
+func resample(src []float32, ch, s, n int, dst []float32) {
+	wt := resampleWeights(s, n)
+	tmp := make([]float32, s*n) // s rows of n
+	for c := 0; c < ch; c++ {
+		in := src[c*s*s : (c+1)*s*s]
+		for y := 0; y < s; y++ {
+			row := in[y*s : (y+1)*s]
+			for x, taps := range wt {
+				var v float32
+				for _, t := range taps {
+					v += t.w * row[t.i]
+				}
+				tmp[y*n+x] = v
+			}
+		}
+		out := dst[c*n*n : (c+1)*n*n]
+		for y, taps := range wt {
+			for x := 0; x < n; x++ {
+				var v float32
+				for _, t := range taps {
+					v += t.w * tmp[t.i*n+x]
+				}
+				out[y*n+x] = min(max(v, 0), 1)
+			}
+		}
+	}
+}

@@ -1,0 +1,211 @@
+package preprocess
+
+import (
+	"errors"
+	"image"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vitgo/vit/model/preprocess/preprocesstest"
+)
+
+// wantErr fails unless err is non-nil and contains every one of parts.
+func wantErr(t *testing.T, err error, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, expected one containing %q", parts)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not contain %q", err, p)
+		}
+	}
+}
+
+func TestToCHWErrors(t *testing.T) {
+	ok := preprocesstest.RandRGB(1, 4, 4, 1)
+	var nilImg image.Image
+	wantErr(t, ToCHW(nilImg, 3, 4, make([]float32, 48)), "nil image")
+	wantErr(t, ToCHW(ok, 2, 4, make([]float32, 32)), "2 channels", "expected 1 or 3")
+	wantErr(t, ToCHW(ok, 3, 0, nil), "size 0")
+	wantErr(t, ToCHW(ok, 3, 4, make([]float32, 47)), "47 values", "expected 48")
+	wantErr(t, ToCHW(image.NewRGBA(image.Rect(3, 3, 3, 9)), 3, 4, make([]float32, 48)), "0×6", "non-empty")
+}
+
+// TestToImageRoundTrip checks that 8-bit pixels survive ToImage and ToCHW
+// unchanged, gray and colour.
+func TestToImageRoundTrip(t *testing.T) {
+	for _, ch := range []int{1, 3} {
+		px := preprocesstest.RandBytes(int64(ch), ch*5*5)
+		x := make([]float32, len(px))
+		for i, b := range px {
+			x[i] = float32(b) / 255
+		}
+		img, err := ToImage(x, ch, 5, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, len(x))
+		if err := ToCHW(img, ch, 5, got); err != nil {
+			t.Fatal(err)
+		}
+		for i := range x {
+			if math.Abs(float64(got[i]-x[i])) > 1e-6 {
+				t.Fatalf("%d channels: value %d = %v, expected %v", ch, i, got[i], x[i])
+			}
+		}
+	}
+	_, err := ToImage(make([]float32, 10), 2, 5, 1)
+	wantErr(t, err, "c = 1 or 3")
+}
+
+func TestResampleWeights(t *testing.T) {
+	apply := func(row []float32, n int) []float32 {
+		out := make([]float32, n)
+		for i, taps := range resampleWeights(len(row), n) {
+			for _, tp := range taps {
+				out[i] += tp.w * row[tp.i]
+			}
+		}
+		return out
+	}
+	near := func(what string, got, want []float32) {
+		t.Helper()
+		for i := range want {
+			if math.Abs(float64(got[i]-want[i])) > 1e-6 {
+				t.Fatalf("%s: %v, expected %v", what, got, want)
+			}
+		}
+	}
+	// Area averaging 3 → 2: output 0 covers [0, 1.5), output 1 covers [1.5, 3).
+	near("area 3→2", apply([]float32{0, 0.3, 0.9}, 2), []float32{0.1, 0.7})
+	// Area averaging 4 → 2: pair means.
+	near("area 4→2", apply([]float32{0, 0.2, 0.4, 1}, 2), []float32{0.1, 0.7})
+	// Linear 2 → 4: centres at -0.25, 0.25, 0.75, 1.25 (edges clamped).
+	near("linear 2→4", apply([]float32{0, 1}, 4), []float32{0, 0.25, 0.75, 1})
+	// Same size: identity.
+	near("identity", apply([]float32{0.1, 0.5, 0.3}, 3), []float32{0.1, 0.5, 0.3})
+	for _, c := range [][2]int{{7, 3}, {3, 7}, {32, 24}, {28, 32}, {5, 1}} {
+		for i, taps := range resampleWeights(c[0], c[1]) {
+			sum := 0.0
+			for _, tp := range taps {
+				if tp.i < 0 || tp.i >= c[0] || tp.w <= 0 {
+					t.Fatalf("%d→%d output %d: bad tap %+v", c[0], c[1], i, tp)
+				}
+				sum += float64(tp.w)
+			}
+			if math.Abs(sum-1) > 1e-6 {
+				t.Fatalf("%d→%d output %d: weights sum to %v, expected 1", c[0], c[1], i, sum)
+			}
+		}
+	}
+}
+
+func TestNormalization(t *testing.T) {
+	n := Normalization{Mean: []float32{0.5, 0.25}, Std: []float32{0.5, 0.25}}
+	x := []float32{0, 1, 0.25, 0.5, 1, 0, 0.5, 0.75}
+	if err := n.Apply(x, 2); err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{-1, 1, 0, 1, 1, -1, 1, 2}
+	for i := range want {
+		if x[i] != want[i] {
+			t.Fatalf("normalised %v, expected %v", x, want)
+		}
+	}
+	wantErr(t, n.Apply(make([]float32, 6), 2), "6 values", "2 channels")
+	wantErr(t, n.Check(3), "2 means", "expected 3")
+	wantErr(t, Normalization{Mean: []float32{0}, Std: []float32{0}}.Check(1), "positive std")
+	if err := Identity(3).Check(3); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestDecodeErrors checks that a missing file, a file that is no image and
+// an image too large are told apart with errors.Is, and named.
+func TestDecodeErrors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "absent.png")
+	_, err := DecodeFile(missing)
+	wantErr(t, err, missing)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v is not fs.ErrNotExist", err)
+	}
+	text := preprocesstest.WriteFile(t, dir, "text.png", []byte("this is not a PNG file at all"))
+	_, err = DecodeFile(text)
+	wantErr(t, err, text, "cannot decode")
+	if !errors.Is(err, image.ErrFormat) {
+		t.Errorf("not an image: %v is not image.ErrFormat", err)
+	}
+	huge := preprocesstest.WriteFile(t, dir, "huge.png", preprocesstest.PNGWithSize(t, 100000, 100000))
+	_, err = DecodeFile(huge)
+	wantErr(t, err, huge, "100000×100000")
+	if !errors.Is(err, ErrTooManyPixels) {
+		t.Errorf("huge image: %v is not ErrTooManyPixels", err)
+	}
+	full := preprocesstest.PNG(t, preprocesstest.RandRGB(1, 6, 6, 1))
+	trunc := preprocesstest.WriteFile(t, dir, "trunc.png", full[:len(full)/2])
+	_, err = DecodeFile(trunc)
+	wantErr(t, err, trunc, "cannot decode it as PNG")
+}
+
+func TestListImages(t *testing.T) {
+	dir := t.TempDir()
+	b := preprocesstest.PNG(t, preprocesstest.RandGray(1, 2, 2, 1))
+	for _, name := range []string{"b.PNG", "a.jpg", ".hidden.png", "notes.txt", "sub/c.png"} {
+		preprocesstest.WriteFile(t, dir, name, b)
+	}
+	empty := filepath.Join(dir, "sub", "empty")
+	if err := os.Mkdir(empty, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	one := filepath.Join(dir, "notes.txt")
+	files, errs := ListImages([]string{dir, one, filepath.Join(dir, "absent"), empty})
+	want := []string{filepath.Join(dir, "a.jpg"), filepath.Join(dir, "b.PNG"), one}
+	if strings.Join(files, "|") != strings.Join(want, "|") {
+		t.Errorf("files %q, expected %q", files, want)
+	}
+	if len(errs) != 2 || !errors.Is(errs[0], fs.ErrNotExist) {
+		t.Fatalf("errors %v, expected a missing path and an empty directory", errs)
+	}
+	wantErr(t, errs[1], empty, "no .png")
+}
+
+func FuzzDecode(f *testing.F) {
+	img := image.NewRGBA(image.Rect(0, 0, 5, 3))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 37)
+	}
+	gray := image.NewGray16(image.Rect(0, 0, 4, 4))
+	gray.Pix[5] = 200
+	f.Add(preprocesstest.PNG(f, img))
+	f.Add(preprocesstest.JPEG(f, img))
+	f.Add(preprocesstest.PNG(f, gray))
+	f.Add([]byte("\x89PNG\r\n\x1a\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "img")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		img, err := DecodeFile(p)
+		if err != nil {
+			return
+		}
+		for _, ch := range []int{1, 3} {
+			const size = 8
+			dst := make([]float32, ch*size*size)
+			if err := ToCHW(img, ch, size, dst); err != nil {
+				t.Fatal(err) // a decoded image within the pixel limit always converts
+			}
+			for i, v := range dst {
+				if !(v >= 0 && v <= 1) || math.IsNaN(float64(v)) {
+					t.Fatalf("%d channel(s): value %d = %v, outside [0, 1]", ch, i, v)
+				}
+			}
+		}
+	})
+}
