@@ -1,6 +1,7 @@
 package model
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -63,10 +64,10 @@ func TestChecksumDetectsDamage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := wantMeta[ChecksumKey]; ok || wantMeta["note"] != "x" {
+	if _, ok := wantMeta[MetaChecksum]; ok || wantMeta["note"] != "x" {
 		t.Fatalf("metadata read back %v: want the caller's keys without the verified checksum", wantMeta)
 	}
-	if !strings.Contains(string(good), `"`+ChecksumKey+`":"sha256:`) {
+	if !strings.Contains(string(good), `"`+MetaChecksum+`":"sha256:`) {
 		t.Fatal("the written header has no checksum")
 	}
 	hdr := 8 + int(uint64(good[0])|uint64(good[1])<<8|uint64(good[2])<<16)
@@ -82,10 +83,12 @@ func TestChecksumDetectsDamage(t *testing.T) {
 			got, meta, err := read(b)
 			flips++
 			switch {
-			case pos >= hdr && (err == nil || !strings.Contains(err.Error(), "checksum mismatch")):
+			case pos >= hdr && (err == nil || !strings.Contains(err.Error(), "checksum mismatch") || !errors.Is(err, ErrChecksum)):
 				t.Fatalf("bit %d of data byte %d flipped: err = %v, want a checksum mismatch", bit, pos, err)
 			case pos < hdr && err == nil && (!reflect.DeepEqual(got, want) || !sameMeta(meta, wantMeta)):
 				t.Fatalf("bit %d of header byte %d flipped: read without error but the content changed", bit, pos)
+			case pos < hdr && err != nil && !errors.Is(err, ErrChecksum) && !errors.Is(err, ErrFormat):
+				t.Fatalf("bit %d of header byte %d flipped: %v is neither ErrChecksum nor ErrFormat", bit, pos, err)
 			case pos < hdr && err != nil:
 				refusedHeader++
 			}
@@ -97,7 +100,7 @@ func TestChecksumDetectsDamage(t *testing.T) {
 		if err := os.WriteFile(path, good[:n], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		_, _, err := ReadSafetensors(path)
+		_, _, err := readSafetensors(path)
 		if err == nil {
 			t.Fatalf("truncated to %d of %d bytes: read without error", n, len(good))
 		}
@@ -122,7 +125,7 @@ func FuzzOpen(f *testing.F) {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		m, err := Open(G.NewGraph(), p)
+		m, _, err := Open(G.NewGraph(), p)
 		if err != nil {
 			if strings.Contains(err.Error(), "panic") {
 				t.Fatal(err)
@@ -142,10 +145,10 @@ func TestOpenRefusesConfigLargerThanFile(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "huge.safetensors")
 	cfg := `{"image_size":224,"patch_size":14,"channels":3,"dim":65536,"depth":512,"heads":1,"mlp_dim":262144,"num_classes":1000}`
 	tensors := map[string]Tensor{"x": {Shape: []int{4}, Data: []float64{1, 2, 3, 4}}}
-	if err := writeSafetensors(p, []string{"x"}, tensors, "F32", map[string]string{metaConfig: cfg}); err != nil {
+	if err := writeSafetensors(p, []string{"x"}, tensors, "F32", map[string]string{MetaConfig: cfg}); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Open(G.NewGraph(), p)
+	_, _, err := Open(G.NewGraph(), p)
 	if err == nil || !strings.Contains(err.Error(), "but the file holds only 4 values") {
 		t.Fatalf("err = %v, want the config refused as larger than the file", err)
 	}

@@ -17,14 +17,14 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers/ops"
-	"github.com/vitgo/vit/train/data"
+	"github.com/vitgo/vit/model/preprocess"
 )
 
 var clsConfig = Config{ImageSize: 8, PatchSize: 4, Channels: 3, Dim: 16, Depth: 2, Heads: 2, MLPDim: 32, NumClasses: 4}
 
 var clsNames = []string{"cat", "dog", "emu", "yak"}
 
-var clsNorm = data.Normalization{Mean: []float32{0.5, 0.4, 0.3}, Std: []float32{0.25, 0.2, 0.3}}
+var clsNorm = preprocess.Normalization{Mean: []float32{0.5, 0.4, 0.3}, Std: []float32{0.25, 0.2, 0.3}}
 
 // clsModel builds a small model whose head is scaled up so that different
 // images get clearly different probabilities.
@@ -53,7 +53,7 @@ func clsCheckpoint(t *testing.T, m *ViT, meta map[string]string) string {
 	return path
 }
 
-func clsMeta(classes []string, norm data.Normalization) map[string]string {
+func clsMeta(classes []string, norm preprocess.Normalization) map[string]string {
 	c, _ := json.Marshal(classes)
 	n, _ := json.Marshal(norm)
 	return map[string]string{MetaClasses: string(c), MetaNormalization: string(n)}
@@ -92,17 +92,17 @@ func clsImages(n int, seed int64) []image.Image {
 
 // referenceProbs runs one image through a graph of its own (model.Open,
 // batch 1), normalised here, and returns the softmax of the logits.
-func referenceProbs(t *testing.T, path string, img image.Image, norm data.Normalization) []float64 {
+func referenceProbs(t *testing.T, path string, img image.Image, norm preprocess.Normalization) []float64 {
 	t.Helper()
 	g := G.NewGraph()
-	m, err := Open(g, path)
+	m, _, err := Open(g, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.SetTraining(false)
 	c := m.Config
 	x := make([]float32, c.Channels*c.ImageSize*c.ImageSize)
-	if err := data.ImageToCHW(img, c.Channels, c.ImageSize, x); err != nil {
+	if err := preprocess.ToCHW(img, c.Channels, c.ImageSize, x); err != nil {
 		t.Fatal(err)
 	}
 	plane := c.ImageSize * c.ImageSize
@@ -314,7 +314,7 @@ func TestClassifierBadCheckpoints(t *testing.T) {
 func TestClassifierConvertsImages(t *testing.T) {
 	gray := clsConfig
 	gray.Channels = 1
-	cGray, err := LoadClassifier(clsCheckpoint(t, clsModel(t, gray), clsMeta(clsNames, data.Normalization{Mean: []float32{0.5}, Std: []float32{0.5}})))
+	cGray, err := LoadClassifier(clsCheckpoint(t, clsModel(t, gray), clsMeta(clsNames, preprocess.Normalization{Mean: []float32{0.5}, Std: []float32{0.5}})))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"errors"
+	"io/fs"
 	"math/rand"
 	"path/filepath"
 	"strings"
@@ -302,7 +304,7 @@ func TestSaveLoadOpen(t *testing.T) {
 	if err := dst.LoadWeights(path); err != nil {
 		t.Fatal(err)
 	}
-	opened, err := Open(G.NewGraph(), path)
+	opened, f, err := Open(G.NewGraph(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -320,13 +322,21 @@ func TestSaveLoadOpen(t *testing.T) {
 			}
 		}
 	}
-	c, _, err := ReadConfig(path)
-	if err != nil || c != cfg {
-		t.Fatalf("ReadConfig = %+v, %v", c, err)
+	if c, err := f.Config(); err != nil || c != cfg || f.Path != path {
+		t.Fatalf("File.Config = %+v, %v (path %q)", c, err, f.Path)
 	}
 	// A plain timm file has no config: Open says what to do instead.
-	if _, err := Open(G.NewGraph(), "../testdata/parity/vit_timm.safetensors"); err == nil || !strings.Contains(err.Error(), "LoadWeights") {
-		t.Errorf("Open on a file without config: %v", err)
+	_, _, err = Open(G.NewGraph(), "../testdata/parity/vit_timm.safetensors")
+	if err == nil || !strings.Contains(err.Error(), "LoadWeights") || !errors.Is(err, ErrNoConfig) {
+		t.Errorf("Open on a file without config: %v, expected ErrNoConfig saying to use LoadWeights", err)
+	}
+	// A missing file is fs.ErrNotExist through Open and LoadClassifier.
+	missing := filepath.Join(t.TempDir(), "absent.safetensors")
+	if _, _, err := Open(G.NewGraph(), missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open on a missing file: %v is not fs.ErrNotExist", err)
+	}
+	if _, err := LoadClassifier(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("LoadClassifier on a missing file: %v is not fs.ErrNotExist", err)
 	}
 }
 
@@ -408,20 +418,20 @@ func TestCheckpointExtras(t *testing.T) {
 	if err := m.SaveCheckpoint(path, extra, map[string]string{"epoch": "3"}); err != nil {
 		t.Fatal(err)
 	}
-	st, meta, err := ReadSafetensors(path)
+	st, meta, err := readSafetensors(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if meta["epoch"] != "3" || st[ExtraPrefix+"adam.m.head.bias"].Data[4] != 5 {
 		t.Fatalf("extras lost: meta %v", meta)
 	}
-	if _, err := Open(G.NewGraph(), path); err != nil {
+	if _, _, err := Open(G.NewGraph(), path); err != nil {
 		t.Fatalf("a checkpoint does not open as weights: %v", err)
 	}
 	if err := m.SaveCheckpoint(path, map[string]Tensor{"adam.m": {Shape: []int{1}, Data: []float64{1}}}, nil); err == nil {
 		t.Fatal("extra tensor outside the reserved prefix accepted")
 	}
-	if err := m.SaveCheckpoint(path, nil, map[string]string{metaConfig: "{}"}); err == nil {
+	if err := m.SaveCheckpoint(path, nil, map[string]string{MetaConfig: "{}"}); err == nil {
 		t.Fatal("reserved metadata key accepted")
 	}
 }

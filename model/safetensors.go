@@ -76,11 +76,11 @@ func readSafetensors(path string) (tensors map[string]Tensor, meta map[string]st
 		return nil, nil, errors.Wrapf(err, "model: read safetensors %s", path)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, nil, errors.Errorf("model: read safetensors %s: not a regular file (mode %v)", path, fi.Mode())
+		return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: not a regular file (mode %v)", path, fi.Mode())
 	}
 	size := fi.Size()
 	if size < 8 {
-		return nil, nil, errors.Errorf("model: read safetensors %s: file is %d bytes, expected at least 8 for the header length (truncated, or not a safetensors file)", path, size)
+		return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: file is %d bytes, expected at least 8 for the header length (truncated, or not a safetensors file)", path, size)
 	}
 	var lenBuf [8]byte
 	if _, err := io.ReadFull(f, lenBuf[:]); err != nil {
@@ -88,13 +88,13 @@ func readSafetensors(path string) (tensors map[string]Tensor, meta map[string]st
 	}
 	n := binary.LittleEndian.Uint64(lenBuf[:])
 	if n > maxSafetensorsHeader {
-		return nil, nil, errors.Errorf("model: read safetensors %s: header length %d exceeds the limit of %d bytes", path, n, maxSafetensorsHeader)
+		return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: header length %d exceeds the limit of %d bytes", path, n, maxSafetensorsHeader)
 	}
 	if n > uint64(size-8) {
-		return nil, nil, errors.Errorf("model: read safetensors %s: header length %d runs past the end of the %d-byte file (at most %d available): the file is truncated or its header length is damaged", path, n, size, size-8)
+		return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: header length %d runs past the end of the %d-byte file (at most %d available): the file is truncated or its header length is damaged", path, n, size, size-8)
 	}
 	if uint64(size) > uint64(math.MaxInt) {
-		return nil, nil, errors.Errorf("model: read safetensors %s: file of %d bytes is too large", path, size)
+		return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: file of %d bytes is too large", path, size)
 	}
 
 	// The whole file is read at its real size (never a size claimed by the
@@ -114,24 +114,24 @@ func parseSafetensors(path string, buf []byte) (tensors map[string]Tensor, meta 
 	defer func() {
 		if r := recover(); r != nil {
 			tensors, meta = nil, nil
-			err = errors.Errorf("model: read safetensors %s: malformed file (parser panic: %v)", path, r)
+			err = kindErrorf(ErrFormat, "model: read safetensors %s: malformed file (parser panic: %v)", path, r)
 		}
 	}()
 
 	if len(buf) < 8 {
-		return nil, nil, errors.Errorf("model: read safetensors %s: file is %d bytes, expected at least 8 for the header length", path, len(buf))
+		return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: file is %d bytes, expected at least 8 for the header length", path, len(buf))
 	}
 	n := binary.LittleEndian.Uint64(buf[:8])
 	if n > maxSafetensorsHeader || n > uint64(len(buf)-8) {
-		return nil, nil, errors.Errorf("model: read safetensors %s: header length %d does not fit the %d-byte file", path, n, len(buf))
+		return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: header length %d does not fit the %d-byte file", path, n, len(buf))
 	}
 
 	hn, md, err := safetensors.ReadMetadata(buf)
 	if err != nil {
 		if d := diagnoseHeader(buf[8:8+n], uint64(len(buf))-8-n); d != "" {
-			return nil, nil, errors.Errorf("model: read safetensors %s: %s (%v)", path, d, err)
+			return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: %s (%v)", path, d, err)
 		}
-		return nil, nil, errors.Wrapf(err, "model: read safetensors %s", path)
+		return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: %v", path, err)
 	}
 	data := buf[8+hn:]
 
@@ -148,25 +148,25 @@ func parseSafetensors(path string, buf []byte) (tensors map[string]Tensor, meta 
 		info := infos[name]
 		size, ok := stDTypeSize[info.DType]
 		if !ok {
-			return nil, nil, errors.Errorf("model: read safetensors %s: tensor %q has dtype %s, expected one of F32, F64, F16, BF16", path, name, info.DType)
+			return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: tensor %q has dtype %s, expected one of F32, F64, F16, BF16", path, name, info.DType)
 		}
 		shape := make([]int, len(info.Shape))
 		for i, d := range info.Shape {
 			if d > uint64(math.MaxInt) {
-				return nil, nil, errors.Errorf("model: read safetensors %s: tensor %q has dimension %d in shape %v, too large", path, name, d, info.Shape)
+				return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: tensor %q has dimension %d in shape %v, too large", path, name, d, info.Shape)
 			}
 			shape[i] = int(d)
 		}
 		count, err := stNumElements(shape)
 		if err != nil {
-			return nil, nil, errors.Wrapf(err, "model: read safetensors %s: tensor %q", path, name)
+			return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: tensor %q: %v", path, name, err)
 		}
 		b, e := info.DataOffsets[0], info.DataOffsets[1]
 		if b > e || e > uint64(len(data)) {
-			return nil, nil, errors.Errorf("model: read safetensors %s: tensor %q has data offsets [%d, %d], expected within the %d-byte data section: the file is truncated or its header is damaged", path, name, b, e, len(data))
+			return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: tensor %q has data offsets [%d, %d], expected within the %d-byte data section: the file is truncated or its header is damaged", path, name, b, e, len(data))
 		}
 		if hi, lo := bits.Mul64(uint64(count), uint64(size)); hi != 0 || lo != e-b {
-			return nil, nil, errors.Errorf("model: read safetensors %s: tensor %q of shape %v and dtype %s needs %d bytes, found %d", path, name, shape, info.DType, uint64(count)*uint64(size), e-b)
+			return nil, nil, kindErrorf(ErrFormat, "model: read safetensors %s: tensor %q of shape %v and dtype %s needs %d bytes, found %d", path, name, shape, info.DType, uint64(count)*uint64(size), e-b)
 		}
 		tensors[name] = Tensor{Shape: shape, Data: decodeFloats(info.DType, data[b:e], count)}
 		entries = append(entries, stEntry{name, info.DType.String(), info.Shape, data[b:e]})
@@ -178,20 +178,15 @@ func parseSafetensors(path string, buf []byte) (tensors map[string]Tensor, meta 
 	}
 	// Files without a checksum (from other tools, or saved before checksums
 	// were added) are read unchecked.
-	if want, ok := meta[ChecksumKey]; ok {
+	if want, ok := meta[MetaChecksum]; ok {
 		if got := stChecksum(entries, meta); got != want {
-			return nil, nil, errors.Errorf("model: read safetensors %s: checksum mismatch: the file is corrupt (altered or damaged after it was written); "+
+			return nil, nil, kindErrorf(ErrChecksum, "model: read safetensors %s: checksum mismatch: the file is corrupt (altered or damaged after it was written); "+
 				"stored %s, computed %s", path, want, got)
 		}
-		delete(meta, ChecksumKey) // verified; callers see only their own metadata
+		delete(meta, MetaChecksum) // verified; callers see only their own metadata
 	}
 	return tensors, meta, nil
 }
-
-// ChecksumKey is the metadata key under which every file this package
-// writes carries a SHA-256 of its tensors and other metadata. Files without
-// it (from PyTorch, timm, Hugging Face) are read unchecked.
-const ChecksumKey = "checksum"
 
 // stEntry is one tensor as the checksum sees it: its raw bytes as stored.
 type stEntry struct {
@@ -223,7 +218,7 @@ func stChecksum(entries []stEntry, meta map[string]string) string {
 	}
 	keys := make([]string, 0, len(meta))
 	for k := range meta {
-		if k != ChecksumKey {
+		if k != MetaChecksum {
 			keys = append(keys, k)
 		}
 	}
@@ -426,7 +421,7 @@ func writeSafetensors(path string, names []string, tensors map[string]Tensor, dt
 	for name, v := range views {
 		entries = append(entries, stEntry{name, v.dtype.String(), v.shape, v.data})
 	}
-	info[ChecksumKey] = stChecksum(entries, info)
+	info[MetaChecksum] = stChecksum(entries, info)
 
 	dir, base := filepath.Split(path)
 	if dir == "" {

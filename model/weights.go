@@ -6,14 +6,7 @@ import (
 	"strings"
 
 	"github.com/pkg/errors"
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
-)
-
-// Metadata keys of the weight files this package writes.
-const (
-	metaConfig = "vit.config" // the model's Config as JSON
-	metaFormat = "format"     // "pt", as timm's files say
 )
 
 // stateDict returns the live parameters as float64 tensors under timm's names.
@@ -36,10 +29,6 @@ func (m *ViT) stateDict() (names []string, st map[string]Tensor) {
 	}
 	return names, st
 }
-
-// ExtraPrefix starts the names of tensors that a checkpoint carries beside
-// the weights (optimizer state and the like). LoadWeights ignores them.
-const ExtraPrefix = "train."
 
 // SaveWeights writes the parameters to a safetensors file under timm's
 // names, in the model's dtype, with the config in the metadata so that Open
@@ -64,9 +53,9 @@ func (m *ViT) SaveCheckpoint(path string, tensors map[string]Tensor, extra map[s
 	}
 	sort.Strings(extraNames)
 	names = append(names, extraNames...)
-	meta := map[string]string{metaFormat: "pt", metaConfig: m.Config.marshal()}
+	meta := map[string]string{MetaFormat: "pt", MetaConfig: m.Config.marshal()}
 	for k, v := range extra {
-		if k == metaFormat || k == metaConfig {
+		if k == MetaFormat || k == MetaConfig {
 			return errors.Errorf("model: metadata key %q is reserved", k)
 		}
 		meta[k] = v
@@ -87,17 +76,11 @@ func (m *ViT) SaveCheckpoint(path string, tensors map[string]Tensor, extra map[s
 // resolution. Missing, unexpected and mis-shaped tensors are reported
 // together in one error, and then nothing is changed.
 func (m *ViT) LoadWeights(path string) error {
-	st, _, err := readSafetensors(path)
+	f, err := ReadFile(path)
 	if err != nil {
 		return err
 	}
-	return errors.Wrapf(m.LoadTensors(st), "model: load %s", path)
-}
-
-// ReadSafetensors reads every tensor of a safetensors file (as float64)
-// and its metadata, with the checks LoadWeights makes.
-func ReadSafetensors(path string) (map[string]Tensor, map[string]string, error) {
-	return readSafetensors(path)
+	return errors.Wrapf(m.LoadTensors(f.Tensors), "model: load %s", path)
 }
 
 // LoadTensors is LoadWeights on tensors already read. Tensors named
@@ -142,66 +125,6 @@ func (m *ViT) LoadTensors(all map[string]Tensor) error {
 		}
 	}
 	return nil
-}
-
-// ReadConfig returns the model config stored in a weight file's metadata
-// (files written by SaveWeights carry one; plain timm, torchvision or
-// Hugging Face files do not).
-func ReadConfig(path string) (Config, map[string]string, error) {
-	_, meta, err := readSafetensors(path)
-	if err != nil {
-		return Config{}, nil, err
-	}
-	c, err := ConfigFromMeta(meta)
-	return c, meta, errors.Wrapf(err, "model: %s", path)
-}
-
-// ConfigFromMeta returns the config in a weight file's metadata.
-func ConfigFromMeta(meta map[string]string) (Config, error) {
-	s, ok := meta[metaConfig]
-	if !ok {
-		return Config{}, errors.Errorf("model: no %q metadata: build the model with New and call LoadWeights instead", metaConfig)
-	}
-	return parseConfig(s)
-}
-
-// CheckFits refuses a config whose parameters outnumber the values in st, so
-// that a config read from a damaged or hostile file cannot make New allocate
-// far more memory than the file itself holds. LoadTensors does the full
-// check (every name and shape) once the model is built.
-func CheckFits(cfg Config, st map[string]Tensor) error {
-	var have float64
-	for _, t := range st {
-		have += float64(len(t.Data))
-	}
-	if need := cfg.numParams(); need > have {
-		return errors.Errorf("model: the config (%v) needs %.4g parameters, but the file holds only %.0f values", cfg, need, have)
-	}
-	return nil
-}
-
-// Open rebuilds a model from a file written by SaveWeights: the config from
-// its metadata, the parameters in g, the weights loaded.
-func Open(g *G.ExprGraph, path string, opts ...Option) (*ViT, error) {
-	st, meta, err := readSafetensors(path)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := ConfigFromMeta(meta)
-	if err != nil {
-		return nil, errors.Wrapf(err, "model: %s", path)
-	}
-	if err := CheckFits(cfg, st); err != nil {
-		return nil, errors.Wrapf(err, "model: %s", path)
-	}
-	m, err := New(g, cfg, opts...)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.LoadTensors(st); err != nil {
-		return nil, errors.Wrapf(err, "model: load %s", path)
-	}
-	return m, nil
 }
 
 // Describe summarises the model in one line.

@@ -11,12 +11,9 @@ import (
 	"github.com/vitgo/vit/train/optim"
 )
 
-// Metadata keys of a checkpoint. "classes" and "normalization" are what an
-// inference program needs besides the model config; the rest is training
-// state.
+// Metadata keys of a checkpoint's training state, beside the model's own
+// (model.MetaConfig, model.MetaClasses, model.MetaNormalization).
 const (
-	MetaClasses = "classes"       // JSON list of class names
-	MetaNorm    = "normalization" // JSON {"Mean": [...], "Std": [...]}
 	metaTrain   = "train.config"
 	metaStep    = "train.step"
 	metaBest    = "train.best_acc"
@@ -38,13 +35,13 @@ func (r *Run) Save(path string) error {
 		tensors[tensorV+p.Name] = model.Tensor{Shape: shape, Data: st.V[i]}
 	}
 	meta := map[string]string{
-		MetaClasses: mustJSON(r.Classes),
-		MetaNorm:    mustJSON(r.Norm),
-		metaTrain:   mustJSON(r.Config),
-		metaStep:    strconv.Itoa(r.Step),
-		metaBest:    strconv.FormatFloat(r.BestAcc, 'g', -1, 64),
-		metaPartial: mustJSON(r.partial),
-		metaAdam:    strconv.Itoa(st.Step),
+		model.MetaClasses:       mustJSON(r.Classes),
+		model.MetaNormalization: mustJSON(r.Norm),
+		metaTrain:               mustJSON(r.Config),
+		metaStep:                strconv.Itoa(r.Step),
+		metaBest:                strconv.FormatFloat(r.BestAcc, 'g', -1, 64),
+		metaPartial:             mustJSON(r.partial),
+		metaAdam:                strconv.Itoa(st.Step),
 	}
 	return errors.Wrap(r.Model.SaveCheckpoint(path, tensors, meta), "train: save checkpoint")
 }
@@ -59,23 +56,23 @@ func mustJSON(v any) string {
 
 // ReadConfig returns the training config stored in a checkpoint.
 func ReadConfig(path string) (Config, error) {
-	_, meta, err := model.ReadSafetensors(path)
+	f, err := model.ReadFile(path)
 	if err != nil {
 		return Config{}, err
 	}
-	return configFromMeta(path, meta)
+	return configFromFile(f)
 }
 
-func configFromMeta(path string, meta map[string]string) (Config, error) {
+func configFromFile(f *model.File) (Config, error) {
 	var c Config
-	s, ok := meta[metaTrain]
+	s, ok := f.Meta[metaTrain]
 	if !ok {
-		return c, errors.Errorf("train: %s is not a training checkpoint (no %q metadata)", path, metaTrain)
+		return c, errors.Errorf("train: %s is not a training checkpoint (no %q metadata)", f.Path, metaTrain)
 	}
 	if err := json.Unmarshal([]byte(s), &c); err != nil {
-		return c, errors.Wrapf(err, "train: %s: bad %q metadata", path, metaTrain)
+		return c, errors.Wrapf(err, "train: %s: bad %q metadata", f.Path, metaTrain)
 	}
-	return c, errors.Wrapf(c.Validate(), "train: %s", path)
+	return c, errors.Wrapf(c.Validate(), "train: %s", f.Path)
 }
 
 // Resume rebuilds a run from a checkpoint written by Save and continues it
@@ -83,43 +80,43 @@ func configFromMeta(path string, meta map[string]string) (Config, error) {
 // have. epochs, if positive, replaces the stored number of epochs (to train
 // longer than planned; the schedule then changes).
 func Resume(path string, trainSet, testSet *data.Dataset, epochs int) (*Run, error) {
-	st, meta, err := model.ReadSafetensors(path)
+	f, err := model.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := configFromMeta(path, meta)
+	cfg, err := configFromFile(f)
 	if err != nil {
 		return nil, err
 	}
 	if epochs > 0 {
 		cfg.Epochs = epochs
 	}
-	var norm data.Normalization
-	if err := json.Unmarshal([]byte(meta[MetaNorm]), &norm); err != nil {
-		return nil, errors.Wrapf(err, "train: %s: bad %q metadata", path, MetaNorm)
+	if mc, err := f.Config(); err != nil || mc != cfg.Model {
+		return nil, errors.Errorf("train: %s: the model config (%v, %v) is not the training config's (%v)", path, mc, err, cfg.Model)
 	}
-	if err := model.CheckFits(cfg.Model, st); err != nil {
-		return nil, errors.Wrapf(err, "train: resume %s", path)
+	norm, note, err := f.Normalization(cfg.Model.Channels)
+	if err == nil && note != "" {
+		err = errors.New(note)
 	}
-	r, err := New(cfg, trainSet, testSet, norm)
+	if err != nil {
+		return nil, errors.Wrap(err, "train: resume")
+	}
+	r, err := newRun(cfg, trainSet, testSet, norm, f)
 	if err != nil {
 		return nil, errors.Wrapf(err, "train: resume %s", path)
 	}
-	if err := r.Model.LoadTensors(st); err != nil {
-		r.Close()
-		return nil, errors.Wrapf(err, "train: resume %s", path)
-	}
-	if err := r.restore(path, st, meta); err != nil {
+	if err := r.restore(f); err != nil {
 		r.Close()
 		return nil, err
 	}
 	return r, nil
 }
 
-func (r *Run) restore(path string, st map[string]model.Tensor, meta map[string]string) error {
+func (r *Run) restore(f *model.File) error {
 	bad := func(key string, err error) error {
-		return errors.Wrapf(err, "train: %s: bad %q metadata", path, key)
+		return errors.Wrapf(err, "train: %s: bad %q metadata", f.Path, key)
 	}
+	meta := f.Meta
 	var err error
 	if r.Step, err = strconv.Atoi(meta[metaStep]); err != nil || r.Step < 0 || r.Step > r.TotalSteps() {
 		return bad(metaStep, errors.Errorf("step %q is not in [0, %d]", meta[metaStep], r.TotalSteps()))
@@ -131,24 +128,24 @@ func (r *Run) restore(path string, st map[string]model.Tensor, meta map[string]s
 		return bad(metaPartial, err)
 	}
 	var classes []string
-	if err := json.Unmarshal([]byte(meta[MetaClasses]), &classes); err != nil {
-		return bad(MetaClasses, err)
+	if err := json.Unmarshal([]byte(meta[model.MetaClasses]), &classes); err != nil {
+		return bad(model.MetaClasses, err)
 	}
 	if len(classes) != len(r.Classes) {
-		return errors.Errorf("train: %s was trained on %d classes, the data has %d", path, len(classes), len(r.Classes))
+		return errors.Errorf("train: %s was trained on %d classes, the data has %d", f.Path, len(classes), len(r.Classes))
 	}
 	var s optim.State
 	if s.Step, err = strconv.Atoi(meta[metaAdam]); err != nil {
 		return bad(metaAdam, err)
 	}
 	for _, p := range r.Model.Params() {
-		m, okm := st[tensorM+p.Name]
-		v, okv := st[tensorV+p.Name]
+		m, okm := f.Tensors[tensorM+p.Name]
+		v, okv := f.Tensors[tensorV+p.Name]
 		if !okm || !okv {
-			return errors.Errorf("train: %s has no optimizer state for %s", path, p.Name)
+			return errors.Errorf("train: %s has no optimizer state for %s", f.Path, p.Name)
 		}
 		s.M = append(s.M, m.Data)
 		s.V = append(s.V, v.Data)
 	}
-	return errors.Wrapf(r.opt.SetState(s), "train: %s", path)
+	return errors.Wrapf(r.opt.SetState(s), "train: %s", f.Path)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vitgo/vit/layers/ops"
 	"github.com/vitgo/vit/model"
+	"github.com/vitgo/vit/model/preprocess"
 	"github.com/vitgo/vit/train/data"
 	"github.com/vitgo/vit/train/optim"
 )
@@ -90,7 +91,7 @@ type Metrics struct {
 // the run is.
 type Run struct {
 	Config  Config
-	Norm    data.Normalization
+	Norm    preprocess.Normalization
 	Classes []string
 	Model   *model.ViT // the training graph's model
 	// Buffers describes the buffer sharing of the training and the
@@ -139,7 +140,13 @@ type partialEpoch struct {
 
 // New prepares a run from scratch. The model's image size, channels and
 // classes must agree with the data; norm normalises the images.
-func New(cfg Config, trainSet, testSet *data.Dataset, norm data.Normalization) (*Run, error) {
+func New(cfg Config, trainSet, testSet *data.Dataset, norm preprocess.Normalization) (*Run, error) {
+	return newRun(cfg, trainSet, testSet, norm, nil)
+}
+
+// newRun is New with the model's weights loaded from a file (when from is
+// not nil) instead of drawn from the seed.
+func newRun(cfg Config, trainSet, testSet *data.Dataset, norm preprocess.Normalization, from *model.File) (*Run, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -149,8 +156,8 @@ func New(cfg Config, trainSet, testSet *data.Dataset, norm data.Normalization) (
 	if err := checkData(cfg.Model, testSet, "test"); err != nil {
 		return nil, err
 	}
-	if len(norm.Mean) != cfg.Model.Channels || len(norm.Std) != cfg.Model.Channels {
-		return nil, errors.Errorf("train: normalisation has %d means and %d stds, want %d (channels)", len(norm.Mean), len(norm.Std), cfg.Model.Channels)
+	if err := norm.Check(cfg.Model.Channels); err != nil {
+		return nil, errors.Wrap(err, "train")
 	}
 	if trainSet.N < cfg.Batch {
 		return nil, errors.Errorf("train: %d training images are fewer than one batch of %d", trainSet.N, cfg.Batch)
@@ -159,7 +166,7 @@ func New(cfg Config, trainSet, testSet *data.Dataset, norm data.Normalization) (
 	r.stepsEpoch = trainSet.N / cfg.Batch // the last partial batch is dropped; every epoch sees a new order
 	total := r.stepsEpoch * cfg.Epochs
 	r.sched = optim.WarmupCosine{Base: cfg.LR, Min: cfg.MinLR, Warmup: int(math.Round(cfg.WarmupEpochs * float64(r.stepsEpoch))), Total: total}
-	if err := r.buildTrainGraph(); err != nil {
+	if err := r.buildTrainGraph(from); err != nil {
 		return nil, err
 	}
 	if err := r.buildEvalGraph(); err != nil {
@@ -192,21 +199,29 @@ func checkData(c model.Config, d *data.Dataset, split string) error {
 var shareBuffers = true
 
 // buildTrainGraph builds images → logits → smoothed cross-entropy, its
-// gradient (one Grad for the graph's life) and the tape machine.
-func (r *Run) buildTrainGraph() error {
+// gradient (one Grad for the graph's life) and the tape machine; the
+// model's weights come from the file from, if not nil.
+func (r *Run) buildTrainGraph(from *model.File) error {
 	c := r.Config
 	mc := c.Model
 	r.g = G.NewGraph()
-	m, err := model.New(r.g, mc, model.WithSeed(c.Seed))
+	var m *model.ViT
+	var err error
+	if from != nil {
+		m, err = from.NewModel(r.g, model.WithSeed(c.Seed))
+	} else {
+		m, err = model.New(r.g, mc, model.WithSeed(c.Seed))
+	}
 	if err != nil {
 		return err
 	}
 	r.Model = m
-	r.xbuf = make([]float32, c.Batch*mc.Channels*mc.ImageSize*mc.ImageSize)
 	r.ybuf = make([]float32, c.Batch*mc.NumClasses)
 	r.labels = make([]int, c.Batch)
-	r.x = G.NewTensor(r.g, tensor.Float32, 4, G.WithShape(c.Batch, mc.Channels, mc.ImageSize, mc.ImageSize), G.WithName("images"),
-		G.WithValue(tensor.New(tensor.WithShape(c.Batch, mc.Channels, mc.ImageSize, mc.ImageSize), tensor.WithBacking(r.xbuf))))
+	if r.x, err = m.NewInput(c.Batch, "images"); err != nil {
+		return err
+	}
+	r.xbuf = r.x.Value().Data().([]float32)
 	r.y = G.NewTensor(r.g, tensor.Float32, 2, G.WithShape(c.Batch, mc.NumClasses), G.WithName("targets"),
 		G.WithValue(tensor.New(tensor.WithShape(c.Batch, mc.NumClasses), tensor.WithBacking(r.ybuf))))
 	if r.logits, err = m.Forward(r.x); err != nil {
@@ -239,9 +254,10 @@ func (r *Run) buildEvalGraph() error {
 	}
 	m.SetTraining(false)
 	r.eModel = m
-	r.exbuf = make([]float32, b*mc.Channels*mc.ImageSize*mc.ImageSize)
-	r.ex = G.NewTensor(r.eg, tensor.Float32, 4, G.WithShape(b, mc.Channels, mc.ImageSize, mc.ImageSize), G.WithName("images"),
-		G.WithValue(tensor.New(tensor.WithShape(b, mc.Channels, mc.ImageSize, mc.ImageSize), tensor.WithBacking(r.exbuf))))
+	if r.ex, err = m.NewInput(b, "images"); err != nil {
+		return err
+	}
+	r.exbuf = r.ex.Value().Data().([]float32)
 	if r.elogits, err = m.Forward(r.ex); err != nil {
 		return err
 	}
@@ -385,37 +401,31 @@ func zeroGrads(ns G.Nodes) error {
 func countCorrect(logits []float32, labels []int, k int) int {
 	n := 0
 	for i, l := range labels {
-		if argmax(logits[i*k:(i+1)*k]) == l {
+		if model.Argmax(logits[i*k:(i+1)*k]) == l {
 			n++
 		}
 	}
 	return n
 }
 
-func argmax(row []float32) int {
-	best := 0
-	for j, v := range row {
-		if v > row[best] {
-			best = j
-		}
-	}
-	return best
-}
-
 // Evaluate returns the mean cross-entropy (without smoothing) and the
 // accuracy on the test split, with dropout off.
 func (r *Run) Evaluate() (loss, acc float64, err error) {
-	return r.EvaluateOn(r.test)
+	ev, err := r.EvaluateOn(r.test)
+	if err != nil {
+		return 0, 0, err
+	}
+	return ev.Loss, ev.Accuracy, nil
 }
 
-// EvaluateOn evaluates on any dataset of the model's shape.
-func (r *Run) EvaluateOn(d *data.Dataset) (loss, acc float64, err error) {
+// EvaluateOn evaluates on any dataset of the model's shape: loss,
+// accuracy, per-class accuracy and confusion matrix.
+func (r *Run) EvaluateOn(d *data.Dataset) (*model.Evaluation, error) {
 	b := r.evalBatch()
 	k := r.Config.Model.NumClasses
 	labels := make([]int, b)
 	idx := make([]int, b)
-	var sum float64
-	var correct int
+	ev := model.NewEvaluation(r.Classes)
 	for start := 0; start < d.N; start += b {
 		n := min(b, d.N-start)
 		for i := range idx {
@@ -424,30 +434,17 @@ func (r *Run) EvaluateOn(d *data.Dataset) (loss, acc float64, err error) {
 		d.Batch(r.exbuf, labels, idx, r.Norm, nil, nil)
 		r.evm.Reset()
 		if err := r.evm.RunAll(); err != nil {
-			return 0, 0, errors.Wrap(err, "train: evaluation")
+			return nil, errors.Wrap(err, "train: evaluation")
 		}
 		z := r.elogits.Value().Data().([]float32)
 		for i := 0; i < n; i++ {
-			row := z[i*k : (i+1)*k]
-			sum += crossEntropyRow(row, labels[i])
-			if argmax(row) == labels[i] {
-				correct++
+			if err := ev.Add(z[i*k:(i+1)*k], labels[i]); err != nil {
+				return nil, errors.Wrap(err, "train")
 			}
 		}
 	}
-	return sum / float64(d.N), float64(correct) / float64(d.N), nil
-}
-
-func crossEntropyRow(row []float32, label int) float64 {
-	m := math.Inf(-1)
-	for _, v := range row {
-		m = math.Max(m, float64(v))
-	}
-	var s float64
-	for _, v := range row {
-		s += math.Exp(float64(v) - m)
-	}
-	return m + math.Log(s) - float64(row[label])
+	ev.Finish()
+	return ev, nil
 }
 
 // EndEpoch evaluates and returns the figures of the epoch that the last

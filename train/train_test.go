@@ -56,10 +56,11 @@ func TestOverfit(t *testing.T) {
 	if err := r.Fit(context.Background(), Hooks{}); err != nil {
 		t.Fatal(err)
 	}
-	loss, acc, err := r.EvaluateOn(d)
+	ev, err := r.EvaluateOn(d)
 	if err != nil {
 		t.Fatal(err)
 	}
+	loss, acc := ev.Loss, ev.Accuracy
 	t.Logf("after %d steps: loss %.4f, accuracy %.3f", r.Step, loss, acc)
 	if acc < 0.99 {
 		t.Fatalf("train accuracy %.3f after %d steps, want ≥ 0.99", acc, r.Step)
@@ -159,7 +160,7 @@ func TestCheckpointLoadsAsModel(t *testing.T) {
 	if err := r.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	m, err := model.Open(G.NewGraph(), path)
+	m, _, err := model.Open(G.NewGraph(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,10 +263,11 @@ func TestSharedBuffersChangeNothing(t *testing.T) {
 		if err := r.Fit(context.Background(), Hooks{}); err != nil {
 			t.Fatal(err)
 		}
-		loss, acc, err := r.EvaluateOn(dt)
+		ev, err := r.EvaluateOn(dt)
 		if err != nil {
 			t.Fatal(err)
 		}
+		loss, acc := ev.Loss, ev.Accuracy
 		return weights(r), loss, acc
 	}
 	ws, ls, as := run(true)

@@ -18,6 +18,7 @@ import (
 	G "gorgonia.org/gorgonia"
 
 	"github.com/vitgo/vit/model"
+	"github.com/vitgo/vit/model/preprocess"
 	"github.com/vitgo/vit/train"
 	"github.com/vitgo/vit/train/data"
 )
@@ -41,7 +42,7 @@ func writeCheckpoint(t *testing.T, dir string) string {
 		}
 	}
 	c, _ := json.Marshal(testClasses)
-	n, _ := json.Marshal(data.Normalization{Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
+	n, _ := json.Marshal(preprocess.Normalization{Mean: []float32{0.5, 0.5, 0.5}, Std: []float32{0.25, 0.25, 0.25}})
 	path := filepath.Join(dir, "m.safetensors")
 	if err := m.SaveCheckpoint(path, nil, map[string]string{model.MetaClasses: string(c), model.MetaNormalization: string(n)}); err != nil {
 		t.Fatal(err)

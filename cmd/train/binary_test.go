@@ -151,11 +151,11 @@ func TestBinaryMistakes(t *testing.T) {
 // tensorsOf reads a checkpoint's tensors (weights and optimizer state).
 func tensorsOf(t *testing.T, path string) map[string]model.Tensor {
 	t.Helper()
-	st, _, err := model.ReadSafetensors(path)
+	f, err := model.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return st
+	return f.Tensors
 }
 
 // TestSIGKILLResume: a run killed with SIGKILL at a random step and resumed
@@ -248,7 +248,7 @@ func TestSIGINTSaves(t *testing.T) {
 	if !strings.Contains(se.String(), "resume with: go run ./cmd/train") || !strings.Contains(se.String(), "-resume "+out) {
 		t.Errorf("stderr does not say how to resume:\n%s", se.String())
 	}
-	if _, err := model.Open(nil, out); err != nil && !strings.Contains(err.Error(), "graph") {
+	if _, _, err := model.Open(nil, out); err != nil && !strings.Contains(err.Error(), "graph") {
 		t.Errorf("the saved checkpoint does not open: %v", err)
 	}
 	if st := tensorsOf(t, out); len(st) == 0 {
@@ -286,7 +286,7 @@ func TestDiskFull(t *testing.T) {
 	if err != nil || !bytes.Equal(after, before) {
 		t.Fatalf("the previous checkpoint changed (%v)", err)
 	}
-	if _, _, err := model.ReadSafetensors(ck); err != nil {
+	if _, err := model.ReadFile(ck); err != nil {
 		t.Fatalf("the previous checkpoint no longer reads: %v", err)
 	}
 	entries, _ := os.ReadDir(dir)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,8 +32,8 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-patch", "5", "-out", filepath.Join(dir, "a.safetensors")}, 2, "do not divide into 5×5 patches"},
 		{[]string{"-lr", "-1", "-out", filepath.Join(dir, "a.safetensors")}, 2, "learning rate must be positive"},
 		{[]string{"-heads", "3", "-out", filepath.Join(dir, "a.safetensors")}, 2, "Dim 64 is not divisible by Config.Heads 3"},
-		{[]string{"-classes", filepath.Join(dir, "none.txt")}, 1, "-classes: open"},
-		{[]string{"-classes", classes3, "-out", filepath.Join(dir, "a.safetensors")}, 1, "has 3 names; the data has 10 classes"},
+		{[]string{"-classes", filepath.Join(dir, "none.txt")}, 1, "-classes: data: reading class names"},
+		{[]string{"-classes", classes3, "-out", filepath.Join(dir, "a.safetensors")}, 1, "found 3 non-blank lines, expected 10"},
 		{[]string{"-resume", filepath.Join(dir, "missing.safetensors"), "-out", filepath.Join(dir, "a.safetensors")}, 1, "missing.safetensors"},
 	}
 	for _, c := range cases {
@@ -95,5 +97,38 @@ func TestTrainAndResume(t *testing.T) {
 	code, err = run(append(base, "-resume", out, "-epochs", "2"), &so, &se)
 	if code != 0 || err != nil || !strings.Contains(so.String(), "resumed") || !strings.Contains(so.String(), "epoch 2:") {
 		t.Errorf("resume for a second epoch: exit %d, %v\n%s", code, err, so.String())
+	}
+
+	// Without -out, a resumed run goes on writing the file it resumed from
+	// (and its metrics file), not the default checkpoint.
+	so.Reset()
+	sample, err := filepath.Abs("../../testdata/fashion-sample")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(dir)
+	code, err = run([]string{"-data", sample, "-resume", out, "-epochs", "3"}, &so, &se)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 || !strings.Contains(so.String(), "checkpoint: "+out) {
+		t.Errorf("resume without -out: exit %d, output:\n%s", code, so.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "checkpoints")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("resume without -out wrote the default checkpoints/ directory (%v)", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "vit.metrics.jsonl")); err != nil || !bytes.Contains(b, []byte(`"epoch":3`)) {
+		t.Errorf("resume without -out: metrics file lacks epoch 3 (%v):\n%s", err, b)
+	}
+}
+
+// TestNoFlagsOutsideRepo: the no-flag run away from the repository's root
+// says how to point at data instead of only that a directory is missing.
+func TestNoFlagsOutsideRepo(t *testing.T) {
+	t.Chdir(t.TempDir())
+	var so, se bytes.Buffer
+	code, err := run(nil, &so, &se)
+	if code != 1 || err == nil || !strings.Contains(err.Error(), "run from the repository's root, or pass -data DIR") || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("exit %d, error %v; want 1 and a hint to pass -data", code, err)
 	}
 }

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"fmt"
+	"image"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/vitgo/vit/model"
+	"github.com/vitgo/vit/model/insight"
+)
+
+func writePNG(path string, draw func(io.Writer) error) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(path)
+		}
+	}()
+	return draw(f)
+}
+
+func drawCurves(o *options) error {
+	f, err := os.Open(o.metrics)
+	if err != nil {
+		return fmt.Errorf("-curves: %v", err)
+	}
+	defer f.Close()
+	epochs, err := insight.ReadMetrics(f)
+	if err != nil {
+		return fmt.Errorf("%s: %v", o.metrics, err)
+	}
+	return writePNG(o.curves, func(w io.Writer) error {
+		return insight.WriteCurves(w, epochs, "Training curves: "+o.metrics)
+	})
+}
+
+func drawPosSimilarity(c *model.Classifier, o *options) error {
+	pe, tokens, dim := c.PositionalEmbedding()
+	sim, grid, err := insight.PosSimilarity(pe, tokens, dim)
+	if err != nil {
+		return err
+	}
+	return writePNG(o.posSim, func(w io.Writer) error {
+		return insight.WritePosSimilarity(w, sim, grid, "Position embedding similarity: "+o.model)
+	})
+}
+
+func drawAttention(c *model.Classifier, o *options, file string, img image.Image) error {
+	ex, err := c.Explain(img)
+	if err != nil {
+		return fmt.Errorf("%s: %v", file, err)
+	}
+	r, err := insight.Rollout(ex.Attention, ex.Heads, ex.Tokens)
+	if err != nil {
+		return err
+	}
+	row, err := insight.ClassRow(r, ex.Tokens)
+	if err != nil {
+		return err
+	}
+	cfg := c.Config()
+	top := ex.Top[0]
+	fig := insight.AttentionFigure{
+		Title:    fmt.Sprintf("%s: %s (%.1f%%)", filepath.Base(file), top.Label, 100*top.Prob),
+		Image:    ex.Input,
+		Channels: cfg.Channels,
+		Size:     cfg.ImageSize,
+		Grid:     cfg.Grid(),
+		Rollout:  row,
+	}
+	if o.attentionLayers {
+		for l, a := range ex.Attention {
+			m, err := insight.ClassAttention(a, ex.Heads, ex.Tokens)
+			if err != nil {
+				return fmt.Errorf("block %d: %v", l+1, err)
+			}
+			fig.Layers = append(fig.Layers, m)
+		}
+	}
+	return writePNG(o.attention, func(w io.Writer) error { return insight.WriteAttention(w, fig) })
+}
