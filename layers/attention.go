@@ -21,8 +21,9 @@ type Attention struct {
 	name     string
 }
 
-// NewAttention creates name.qkv and name.proj in s.
-func NewAttention(s *Scope, name string, dim, heads int, qkvBias bool, attnDrop, projDrop Dropout) (*Attention, error) {
+// NewAttention creates name.qkv (with a bias unless qkvBias is NoBias) and
+// name.proj in s.
+func NewAttention(s *Scope, name string, dim, heads int, qkvBias BiasTerm, attnDrop, projDrop Dropout) (*Attention, error) {
 	if heads <= 0 || dim%heads != 0 {
 		return nil, errors.Errorf("layers: attention width %d is not divisible by %d heads", dim, heads)
 	}
@@ -31,7 +32,7 @@ func NewAttention(s *Scope, name string, dim, heads int, qkvBias bool, attnDrop,
 	if err != nil {
 		return nil, err
 	}
-	proj, err := NewLinear(sc, "proj", dim, dim, true)
+	proj, err := NewLinear(sc, "proj", dim, dim, WithBias)
 	if err != nil {
 		return nil, err
 	}
@@ -70,43 +71,4 @@ func (a *Attention) Forward(x *G.Node) (out, probs *G.Node, err error) {
 	}
 	out, err = a.ProjDrop.Forward(o)
 	return out, probs, errors.Wrap(err, a.name)
-}
-
-// MLP is fc1, GELU, dropout, fc2, dropout.
-type MLP struct {
-	FC1, FC2 *Linear
-	Act      GELU
-	Drop     Dropout
-}
-
-// NewMLP creates name.fc1 and name.fc2 in s.
-func NewMLP(s *Scope, name string, dim, hidden int, act GELU, drop Dropout) (*MLP, error) {
-	sc := s.Sub(name)
-	fc1, err := NewLinear(sc, "fc1", dim, hidden, true)
-	if err != nil {
-		return nil, err
-	}
-	fc2, err := NewLinear(sc, "fc2", hidden, dim, true)
-	if err != nil {
-		return nil, err
-	}
-	return &MLP{FC1: fc1, FC2: fc2, Act: act, Drop: drop}, nil
-}
-
-// Forward maps (..., D) to (..., D).
-func (m *MLP) Forward(x *G.Node) (*G.Node, error) {
-	h, err := m.FC1.Forward(x) // (..., hidden)
-	if err != nil {
-		return nil, err
-	}
-	if h, err = m.Act.Forward(h); err != nil {
-		return nil, err
-	}
-	if h, err = m.Drop.Forward(h); err != nil {
-		return nil, err
-	}
-	if h, err = m.FC2.Forward(h); err != nil { // (..., D)
-		return nil, err
-	}
-	return m.Drop.Forward(h)
 }

@@ -40,7 +40,11 @@ func NewBlock(s *Scope, name string, c BlockConfig, noise *ops.Noise) (*Block, e
 		return nil, err
 	}
 	drop := Dropout{P: c.Dropout, Noise: noise}
-	if b.Attn, err = NewAttention(sc, "attn", c.Dim, c.Heads, c.QKVBias, Dropout{P: c.AttnDropout, Noise: noise}, drop); err != nil {
+	qkvBias := NoBias
+	if c.QKVBias {
+		qkvBias = WithBias
+	}
+	if b.Attn, err = NewAttention(sc, "attn", c.Dim, c.Heads, qkvBias, Dropout{P: c.AttnDropout, Noise: noise}, drop); err != nil {
 		return nil, err
 	}
 	if b.Norm2, err = NewLayerNorm(sc, "norm2", c.Dim, c.Eps); err != nil {
@@ -83,44 +87,4 @@ func (b *Block) residual(x, h *G.Node) (*G.Node, error) {
 	}
 	y, err := ops.Add(x, h)
 	return y, errors.Wrap(err, b.name)
-}
-
-// PatchEmbed cuts images (B, C, H, W) into P×P patches and projects each
-// flattened patch to D features: a P×P convolution with stride P, whose
-// kernel is stored (D, C, P, P) as PyTorch's Conv2d.
-type PatchEmbed struct {
-	Weight *G.Node // (D, C, P, P)
-	Bias   *G.Node // (D)
-	Patch  int
-	name   string
-}
-
-// NewPatchEmbed creates name.proj.weight and name.proj.bias in s.
-func NewPatchEmbed(s *Scope, name string, channels, patch, dim int) (*PatchEmbed, error) {
-	sc := s.Sub(name).Sub("proj")
-	w, err := sc.Param("weight", []int{dim, channels, patch, patch}, TruncNormal(0.02), true)
-	if err != nil {
-		return nil, err
-	}
-	b, err := sc.Param("bias", []int{dim}, Constant(0), false)
-	if err != nil {
-		return nil, err
-	}
-	return &PatchEmbed{Weight: w, Bias: b, Patch: patch, name: sc.path}, nil
-}
-
-// Forward maps images (B, C, H, W) to patch embeddings (B, N, D), patches
-// in row-major order.
-func (p *PatchEmbed) Forward(x *G.Node) (*G.Node, error) {
-	patches, err := ops.Patchify(x, p.Patch) // (B, N, C·P·P)
-	if err != nil {
-		return nil, errors.Wrap(err, p.name)
-	}
-	ws := p.Weight.Shape()
-	w, err := G.Reshape(p.Weight, []int{ws[0], ws[1] * ws[2] * ws[3]}) // (D, C·P·P), no copy
-	if err != nil {
-		return nil, errors.Wrap(err, p.name)
-	}
-	y, err := ops.Linear(patches, w, p.Bias) // (B, N, D)
-	return y, errors.Wrap(err, p.name)
 }

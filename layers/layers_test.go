@@ -144,7 +144,7 @@ const gradTol = 1e-6
 // all checks every element of these small inputs.
 var all = gradcheck.Options{MaxElements: 1 << 20}
 
-func linearCase(bias bool) layerCase {
+func linearCase(bias BiasTerm) layerCase {
 	return layerCase{x: []int{tB, tN, tD}, make: func(s *Scope) (func(*G.Node) (*G.Node, error), []**G.Node, error) {
 		l, err := NewLinear(s, "fc", tD, tMLP, bias)
 		if err != nil {
@@ -155,8 +155,8 @@ func linearCase(bias bool) layerCase {
 }
 
 func TestLinearGrad(t *testing.T) {
-	for _, bias := range []bool{true, false} {
-		t.Run(fmt.Sprintf("bias=%t", bias), func(t *testing.T) {
+	for _, bias := range []BiasTerm{WithBias, NoBias} {
+		t.Run(fmt.Sprintf("bias=%t", bias == WithBias), func(t *testing.T) {
 			checkLayer(t, linearCase(bias), 1, all)
 		})
 	}
@@ -182,7 +182,7 @@ func TestGELUGrad(t *testing.T) {
 	}
 }
 
-func attentionCase(qkvBias bool) layerCase {
+func attentionCase(qkvBias BiasTerm) layerCase {
 	return layerCase{x: []int{tB, tN, tD}, make: func(s *Scope) (func(*G.Node) (*G.Node, error), []**G.Node, error) {
 		a, err := NewAttention(s, "attn", tD, tH, qkvBias, Dropout{}, Dropout{})
 		if err != nil {
@@ -197,15 +197,15 @@ func attentionCase(qkvBias bool) layerCase {
 }
 
 func TestAttentionGrad(t *testing.T) {
-	t.Run("qkvBias=true", func(t *testing.T) { checkLayer(t, attentionCase(true), 4, all) })
-	t.Run("qkvBias=false", func(t *testing.T) { checkLayer(t, attentionCase(false), 4, gradcheck.Options{MaxElements: 32}) })
+	t.Run("qkvBias=true", func(t *testing.T) { checkLayer(t, attentionCase(WithBias), 4, all) })
+	t.Run("qkvBias=false", func(t *testing.T) { checkLayer(t, attentionCase(NoBias), 4, gradcheck.Options{MaxElements: 32}) })
 }
 
 // TestAttentionProbsGrad checks the second output of Attention, the
 // attention probabilities, with respect to the input and the qkv projection.
 func TestAttentionProbsGrad(t *testing.T) {
 	checkLayer(t, layerCase{x: []int{tB, tN, tD}, partial: true, make: func(s *Scope) (func(*G.Node) (*G.Node, error), []**G.Node, error) {
-		a, err := NewAttention(s, "attn", tD, tH, true, Dropout{}, Dropout{})
+		a, err := NewAttention(s, "attn", tD, tH, WithBias, Dropout{}, Dropout{})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -405,19 +405,19 @@ func checkDropoutValues(t *testing.T, perSample bool) {
 
 func TestScopeDuplicateName(t *testing.T) {
 	s := NewScope(G.NewGraph(), "", tensor.Float64, 1)
-	if _, err := s.Param("w", []int{2}, Constant(0), true); err != nil {
+	if _, err := s.Param("w", []int{2}, Constant(0), Decay); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Param("w", []int{2}, Constant(0), true); err == nil {
+	if _, err := s.Param("w", []int{2}, Constant(0), Decay); err == nil {
 		t.Error("same scope, same name twice: expected an error")
 	}
-	if _, err := s.Sub("a").Param("w", []int{2}, Constant(0), true); err != nil {
+	if _, err := s.Sub("a").Param("w", []int{2}, Constant(0), Decay); err != nil {
 		t.Errorf("a.w next to w: %v", err)
 	}
-	if _, err := NewLinear(s, "fc", 2, 3, true); err != nil {
+	if _, err := NewLinear(s, "fc", 2, 3, WithBias); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewLinear(s, "fc", 2, 3, true); err == nil {
+	if _, err := NewLinear(s, "fc", 2, 3, WithBias); err == nil {
 		t.Error("two Linear layers named fc in one scope: expected an error")
 	}
 	if got := len(s.Params()); got != 4 {
@@ -429,10 +429,10 @@ func TestScopeNameInGraph(t *testing.T) {
 	g := G.NewGraph()
 	s1 := NewScope(g, "", tensor.Float64, 1)
 	s2 := NewScope(g, "", tensor.Float64, 1)
-	if _, err := s1.Param("w", []int{2}, Constant(0), true); err != nil {
+	if _, err := s1.Param("w", []int{2}, Constant(0), Decay); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s2.Param("w", []int{2}, Constant(0), true)
+	_, err := s2.Param("w", []int{2}, Constant(0), Decay)
 	if err == nil {
 		t.Fatal("second scope with the same prefix in one graph: expected an error")
 	}
@@ -443,14 +443,14 @@ func TestScopeNameInGraph(t *testing.T) {
 
 	// Also with prefixes, and for a node not made by any scope.
 	p1, p2 := NewScope(g, "a/", tensor.Float64, 1), NewScope(g, "a/", tensor.Float64, 1)
-	if _, err := NewLinear(p1, "fc", 2, 2, true); err != nil {
+	if _, err := NewLinear(p1, "fc", 2, 2, WithBias); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewLinear(p2, "fc", 2, 2, true); err == nil {
+	if _, err := NewLinear(p2, "fc", 2, 2, WithBias); err == nil {
 		t.Error("two scopes with prefix a/ in one graph: expected an error")
 	}
 	G.NewVector(g, tensor.Float64, G.WithShape(2), G.WithName("x"))
-	if _, err := NewScope(g, "", tensor.Float64, 1).Param("x", []int{2}, Constant(0), false); err == nil {
+	if _, err := NewScope(g, "", tensor.Float64, 1).Param("x", []int{2}, Constant(0), NoDecay); err == nil {
 		t.Error("name of an existing graph node: expected an error")
 	}
 }
@@ -522,7 +522,7 @@ func TestScopeParamsOrder(t *testing.T) {
 	if _, err := NewPatchEmbed(s, "patch_embed", 3, 2, tD); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Param("cls_token", []int{1, 1, tD}, Constant(0), false); err != nil {
+	if _, err := s.Param("cls_token", []int{1, 1, tD}, Constant(0), NoDecay); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := NewBlock(s.Sub("blocks"), "0", baseBlock, nil); err != nil {
@@ -531,7 +531,7 @@ func TestScopeParamsOrder(t *testing.T) {
 	if _, err := NewLayerNorm(s, "norm", tD, 1e-6); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewLinear(s, "head", tD, 3, true); err != nil {
+	if _, err := NewLinear(s, "head", tD, 3, WithBias); err != nil {
 		t.Fatal(err)
 	}
 	want := []struct {
@@ -611,13 +611,13 @@ func TestTruncNormal(t *testing.T) {
 // TestScopeBadInput: invalid shapes and dtypes are refused.
 func TestScopeBadInput(t *testing.T) {
 	s := NewScope(G.NewGraph(), "", tensor.Float64, 1)
-	if _, err := s.Param("z", []int{2, 0}, Constant(0), true); err == nil {
+	if _, err := s.Param("z", []int{2, 0}, Constant(0), Decay); err == nil {
 		t.Error("zero dimension: expected an error")
 	}
-	if _, err := NewScope(G.NewGraph(), "", tensor.Int, 1).Param("i", []int{2}, Constant(0), true); err == nil {
+	if _, err := NewScope(G.NewGraph(), "", tensor.Int, 1).Param("i", []int{2}, Constant(0), Decay); err == nil {
 		t.Error("int dtype: expected an error")
 	}
-	if _, err := NewAttention(s, "attn", 8, 3, true, Dropout{}, Dropout{}); err == nil {
+	if _, err := NewAttention(s, "attn", 8, 3, WithBias, Dropout{}, Dropout{}); err == nil {
 		t.Error("8 features over 3 heads: expected an error")
 	}
 }

@@ -1,7 +1,6 @@
 package layers
 
 import (
-	"math"
 	"math/rand"
 
 	"github.com/pkg/errors"
@@ -15,50 +14,19 @@ import (
 type Param struct {
 	Name  string
 	Node  *G.Node
-	Decay bool
+	Decay bool // created with Decay
 }
 
-// Init fills a new parameter's data.
-type Init func(rng *rand.Rand, data []float64)
+// WeightDecay says whether the optimiser's weight decay applies to a
+// parameter (Scope.Param): to weight matrices and convolution kernels, not
+// to biases, norm scales and shifts, the class token and the positional
+// embedding (timm's no_weight_decay).
+type WeightDecay uint8
 
-// TruncNormal draws from a normal distribution truncated at ±2 standard
-// deviations and rescaled so that its standard deviation is std, as JAX's
-// truncated-normal initialisers (big_vision's ViT) do. (timm truncates at
-// ±2 in absolute units, which for std 0.02 is no truncation at all; both
-// give weights of standard deviation std.)
-func TruncNormal(std float64) Init {
-	return func(rng *rand.Rand, d []float64) {
-		for i := range d {
-			v := rng.NormFloat64()
-			for math.Abs(v) > 2 {
-				v = rng.NormFloat64()
-			}
-			d[i] = v * std / truncStd
-		}
-	}
-}
-
-// truncStd is the standard deviation of N(0, 1) truncated to [−2, 2]:
-// sqrt(1 − 4φ(2)/(2Φ(2)−1)).
-const truncStd = 0.87962566103423978
-
-// Normal draws from N(0, std²).
-func Normal(std float64) Init {
-	return func(rng *rand.Rand, d []float64) {
-		for i := range d {
-			d[i] = rng.NormFloat64() * std
-		}
-	}
-}
-
-// Constant sets every element to v.
-func Constant(v float64) Init {
-	return func(_ *rand.Rand, d []float64) {
-		for i := range d {
-			d[i] = v
-		}
-	}
-}
+const (
+	NoDecay WeightDecay = iota // biases, norms, tokens, positions
+	Decay                      // weight matrices and kernels
+)
 
 // Scope creates parameters in a graph under a name prefix, in a fixed
 // order from one seeded generator, and refuses to create a name twice or a
@@ -107,10 +75,14 @@ func (s *Scope) Dtype() tensor.Dtype { return s.shared.dtype }
 // creation order.
 func (s *Scope) Params() []*Param { return s.shared.params }
 
-// Param creates a learnable tensor named path+name.
-func (s *Scope) Param(name string, shape []int, init Init, decay bool) (*G.Node, error) {
+// Param creates a learnable tensor named path+name, filled by init, with
+// or without weight decay.
+func (s *Scope) Param(name string, shape []int, init Init, decay WeightDecay) (*G.Node, error) {
 	full := s.path + name
 	gname := s.prefix + full
+	if decay != Decay && decay != NoDecay {
+		return nil, errors.Errorf("layers: parameter %q: invalid WeightDecay %d", gname, decay)
+	}
 	if s.shared.names[full] || len(s.g.ByName(gname)) > 0 {
 		return nil, errors.Errorf("layers: parameter %q already exists in the graph (use a different model prefix)", gname)
 	}
@@ -147,6 +119,25 @@ func (s *Scope) Param(name string, shape []int, init Init, decay bool) (*G.Node,
 	}
 	node := G.NewTensor(s.g, s.shared.dtype, len(shape), G.WithShape(shape...), G.WithValue(t), G.WithName(gname))
 	s.shared.names[full] = true
-	s.shared.params = append(s.shared.params, &Param{Name: full, Node: node, Decay: decay})
+	s.shared.params = append(s.shared.params, &Param{Name: full, Node: node, Decay: decay == Decay})
 	return node, nil
+}
+
+// weightAndBias creates the scope's "weight" of shape w, filled by init,
+// and, unless bias is NoBias, its "bias" of shape (w[0]) at zero without
+// weight decay: the parameters of Linear, LayerNorm and PatchEmbed, in
+// timm's order.
+func (s *Scope) weightAndBias(w []int, init Init, decay WeightDecay, bias BiasTerm) (weight, b *G.Node, err error) {
+	if bias != WithBias && bias != NoBias {
+		return nil, nil, errors.Errorf("layers: %sbias: invalid BiasTerm %d", s.prefix+s.path, bias)
+	}
+	if weight, err = s.Param("weight", w, init, decay); err != nil {
+		return nil, nil, err
+	}
+	if bias == WithBias {
+		if b, err = s.Param("bias", w[:1], Constant(0), NoDecay); err != nil {
+			return nil, nil, err
+		}
+	}
+	return weight, b, nil
 }

@@ -23,15 +23,35 @@ type Config struct {
 	MLPDim     int `json:"mlp_dim"`     // hidden width of each block's MLP (4·D in the paper)
 	NumClasses int `json:"num_classes"` // classifier outputs
 
-	Dropout     float64 `json:"dropout,omitempty"`      // after attention projection, in the MLP and after embedding (paper: 0.1 for ImageNet training from scratch)
-	AttnDropout float64 `json:"attn_dropout,omitempty"` // on attention probabilities
-	DropPath    float64 `json:"drop_path,omitempty"`    // stochastic depth, rising linearly from 0 in the first block to this in the last
-	Pool        string  `json:"pool,omitempty"`         // "cls" (default, the paper) or "mean" (mean of patch tokens, then a LayerNorm named fc_norm, as timm)
-	Eps         float64 `json:"eps,omitempty"`          // LayerNorm epsilon; 0 means 1e-6 (timm, torchvision, big_vision)
-	GELU        string  `json:"gelu,omitempty"`         // "exact" (default, erf) or "tanh" (the approximation used by the original JAX weights)
-	NoQKVBias   bool    `json:"no_qkv_bias,omitempty"`  // drop the bias of the qkv projection (the paper's model has one)
-	Init        string  `json:"init,omitempty"`         // initialisation: "timm" (default) or "torchvision" (see New)
+	Dropout     float64  `json:"dropout,omitempty"`      // after attention projection, in the MLP and after embedding (paper: 0.1 for ImageNet training from scratch)
+	AttnDropout float64  `json:"attn_dropout,omitempty"` // on attention probabilities
+	DropPath    float64  `json:"drop_path,omitempty"`    // stochastic depth, rising linearly from 0 in the first block to this in the last
+	Pool        Pooling  `json:"pool,omitempty"`         // PoolClassToken (default, the paper) or PoolMean (mean of patch tokens, then a LayerNorm named fc_norm, as timm)
+	Eps         float64  `json:"eps,omitempty"`          // LayerNorm epsilon; 0 means 1e-6 (timm, torchvision, big_vision)
+	GELU        GELUForm `json:"gelu,omitempty"`         // GELUExact (default, erf) or GELUTanh (the approximation used by the original JAX weights)
+	NoQKVBias   bool     `json:"no_qkv_bias,omitempty"`  // drop the bias of the qkv projection (the paper's model has one)
+	Init        string   `json:"init,omitempty"`         // initialisation: "timm" (default) or "torchvision" (see New)
 }
+
+// Pooling is how Config.Pool reduces the tokens to the features; the empty
+// string means PoolClassToken. It is stored in weight files as its string.
+type Pooling string
+
+// Poolings (Config.Pool).
+const (
+	PoolClassToken Pooling = "cls"  // the class token, as the paper
+	PoolMean       Pooling = "mean" // the mean of the patch tokens, then fc_norm, as timm's global_pool="avg"
+)
+
+// GELUForm is the formula of the MLP's GELU (Config.GELU); the empty
+// string means GELUExact. It is stored in weight files as its string.
+type GELUForm string
+
+// GELU forms (Config.GELU).
+const (
+	GELUExact GELUForm = "exact" // x·Φ(x) with erf, PyTorch's default
+	GELUTanh  GELUForm = "tanh"  // the tanh approximation the original JAX weights were trained with
+)
 
 // LayerNormEps returns the effective LayerNorm epsilon.
 func (c Config) LayerNormEps() float64 {
@@ -42,7 +62,7 @@ func (c Config) LayerNormEps() float64 {
 }
 
 // MeanPool reports whether features are the mean of the patch tokens.
-func (c Config) MeanPool() bool { return c.Pool == "mean" }
+func (c Config) MeanPool() bool { return c.Pool == PoolMean }
 
 // Grid returns the number of patches per side.
 func (c Config) Grid() int { return c.ImageSize / c.PatchSize }
@@ -80,14 +100,14 @@ func (c Config) Validate() error {
 		return errors.Errorf("model: Config.Eps must be in [0, 1), got %v", c.Eps)
 	}
 	switch c.Pool {
-	case "", "cls", "mean":
+	case "", PoolClassToken, PoolMean:
 	default:
-		return errors.Errorf(`model: Config.Pool must be "cls" or "mean", got %q`, c.Pool)
+		return errors.Errorf(`model: Config.Pool must be %q or %q, got %q`, PoolClassToken, PoolMean, c.Pool)
 	}
 	switch c.GELU {
-	case "", "exact", "tanh":
+	case "", GELUExact, GELUTanh:
 	default:
-		return errors.Errorf(`model: Config.GELU must be "exact" or "tanh", got %q`, c.GELU)
+		return errors.Errorf(`model: Config.GELU must be %q or %q, got %q`, GELUExact, GELUTanh, c.GELU)
 	}
 	switch c.Init {
 	case "", InitTimm, InitTorchvision:
@@ -106,7 +126,7 @@ func (c Config) String() string {
 	if c.MeanPool() {
 		s += ", mean pooling"
 	}
-	if c.GELU == "tanh" {
+	if c.GELU == GELUTanh {
 		s += ", tanh GELU"
 	}
 	if c.NoQKVBias {

@@ -96,10 +96,10 @@ func New(g *G.ExprGraph, cfg Config, opts ...Option) (*ViT, error) {
 	m.PosDrop = layers.Dropout{P: cfg.Dropout, Noise: m.noise}
 	var err error
 	// Creation order is timm's state-dict order, which Learnables keeps.
-	if m.ClsToken, err = s.Param("cls_token", []int{1, 1, cfg.Dim}, layers.Normal(1e-6), false); err != nil {
+	if m.ClsToken, err = s.Param("cls_token", []int{1, 1, cfg.Dim}, layers.Normal(1e-6), layers.NoDecay); err != nil {
 		return nil, err
 	}
-	if m.PosEmbed, err = s.Param("pos_embed", []int{1, cfg.Tokens(), cfg.Dim}, layers.TruncNormal(0.02), false); err != nil {
+	if m.PosEmbed, err = s.Param("pos_embed", []int{1, cfg.Tokens(), cfg.Dim}, layers.TruncNormal(0.02), layers.NoDecay); err != nil {
 		return nil, err
 	}
 	if m.PatchEmbed, err = layers.NewPatchEmbed(s, "patch_embed", cfg.Channels, cfg.PatchSize, cfg.Dim); err != nil {
@@ -107,7 +107,7 @@ func New(g *G.ExprGraph, cfg Config, opts ...Option) (*ViT, error) {
 	}
 	bc := layers.BlockConfig{
 		Dim: cfg.Dim, Heads: cfg.Heads, MLPDim: cfg.MLPDim, Eps: cfg.LayerNormEps(), QKVBias: !cfg.NoQKVBias,
-		GELU: layers.GELU{Tanh: cfg.GELU == "tanh"}, Dropout: cfg.Dropout, AttnDropout: cfg.AttnDropout,
+		GELU: layers.GELU{Tanh: cfg.GELU == GELUTanh}, Dropout: cfg.Dropout, AttnDropout: cfg.AttnDropout,
 	}
 	blocks := s.Sub("blocks")
 	for i := 0; i < cfg.Depth; i++ {
@@ -127,7 +127,7 @@ func New(g *G.ExprGraph, cfg Config, opts ...Option) (*ViT, error) {
 	if m.Norm, err = layers.NewLayerNorm(s, normName, cfg.Dim, cfg.LayerNormEps()); err != nil {
 		return nil, err
 	}
-	if m.Head, err = layers.NewLinear(s, "head", cfg.Dim, cfg.NumClasses, true); err != nil {
+	if m.Head, err = layers.NewLinear(s, "head", cfg.Dim, cfg.NumClasses, layers.WithBias); err != nil {
 		return nil, err
 	}
 	m.params = s.Params()
@@ -247,7 +247,11 @@ func (m *ViT) ForwardAll(x *G.Node) (*Outputs, error) {
 	// The final LayerNorm acts on each token alone, so pooling first and
 	// normalising the pooled vector is the same as timm's norm-then-take-
 	// the-class-token, and for mean pooling it is timm's fc_norm.
-	f, err := ops.Pool(h, m.Config.MeanPool()) // (B, D)
+	pool := ops.PoolClassToken
+	if m.Config.MeanPool() {
+		pool = ops.PoolMean
+	}
+	f, err := ops.Pool(h, pool) // (B, D)
 	if err != nil {
 		return nil, errors.Wrap(err, "model: pooling")
 	}

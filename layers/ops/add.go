@@ -18,16 +18,14 @@ func Add(a, b *G.Node) (*G.Node, error) {
 		return nil, errors.Errorf("ops.Add: shapes %v and %v, expected equal shapes", a.Shape(), b.Shape())
 	}
 	r := a.Dims()
-	return G.ApplyOp(addOp{base{out: new(outSlot), name: fmt.Sprintf("Add(r%d)", r), ranks: []int{r, r, r}}}, a, b)
+	return G.ApplyOp(addOp{newBase(fmt.Sprintf("Add(r%d)", r), r, r, r)}, a, b)
 }
 
 type addOp struct{ base }
 
-func (op addOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+func (op addOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, op.outShape) }
+
+func (op addOp) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	if !s[0].Eq(s[1]) {
 		return nil, errors.Errorf("ops.%s: shapes %v and %v, expected equal shapes", op.name, s[0], s[1])
 	}
@@ -35,23 +33,19 @@ func (op addOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op addOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
+	return run(op, vs, addDo[float32], addDo[float64])
+}
+
+func addDo[T float](op addOp, in []*tensor.Dense) (G.Value, error) {
+	if _, err := op.outShape([]tensor.Shape{in[0].Shape(), in[1].Shape()}); err != nil {
 		return nil, err
 	}
-	if !in[0].Shape().Eq(in[1].Shape()) {
-		return nil, errors.Errorf("ops.%s: shapes %v and %v, expected equal shapes", op.name, in[0].Shape(), in[1].Shape())
-	}
-	y, _ := op.allocFull(dt, in[0].Shape())
-	if dt == tensor.Float32 {
-		addFwd(sl[float32](in[0]), sl[float32](in[1]), sl[float32](y))
-	} else {
-		addFwd(sl[float64](in[0]), sl[float64](in[1]), sl[float64](y))
-	}
+	y := output[T](op.base, in[0].Shape())
+	addFwd(sl[T](in[0]), sl[T](in[1]), sl[T](y))
 	return y, nil
 }
 
-func addFwd[T Float](a, b, y []T) {
+func addFwd[T float](a, b, y []T) {
 	parallelFor(len(a), 1, func(lo, hi int) {
 		if y32, ok := any(y).([]float32); ok {
 			vec.Add(y32[lo:hi], any(a).([]float32)[lo:hi], any(b).([]float32)[lo:hi])

@@ -66,7 +66,7 @@ func AttentionProbs(qkv *G.Node, heads int) (*G.Node, error) {
 	if _, _, _, _, err := attnDims("ops."+name, qkv.Shape(), heads); err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(attnProbsOp{base{out: new(outSlot), name: name, ranks: []int{3, 4}}, heads}, qkv)
+	return G.ApplyOp(attnProbsOp{newBase(name, 3, 4), heads}, qkv)
 }
 
 // AttentionApply returns O (B, N, D), O[b, :, h·Dh:(h+1)·Dh] = P[b,h]·V_bh,
@@ -76,7 +76,7 @@ func AttentionApply(p, qkv *G.Node, heads int) (*G.Node, error) {
 	if err := checkProbs("ops."+name, p.Shape(), qkv.Shape(), heads); err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(attnApplyOp{base{out: new(outSlot), name: name, ranks: []int{4, 3, 3}}, heads, false}, p, qkv)
+	return G.ApplyOp(attnApplyOp{newBase(name, 4, 3, 3), heads, false}, p, qkv)
 }
 
 // Attention returns both P = AttentionProbs(qkv, heads) and O, computed as
@@ -93,7 +93,7 @@ func Attention(qkv *G.Node, heads int) (probs, out *G.Node, err error) {
 		return nil, nil, err
 	}
 	name := fmt.Sprintf("AttentionApply(heads=%d,fused)", heads)
-	out, err = G.ApplyOp(attnApplyOp{base{out: new(outSlot), name: name, ranks: []int{4, 3, 3}}, heads, true}, probs, qkv)
+	out, err = G.ApplyOp(attnApplyOp{newBase(name, 4, 3, 3), heads, true}, probs, qkv)
 	return probs, out, err
 }
 
@@ -106,10 +106,10 @@ type attnProbsOp struct {
 }
 
 func (op attnProbsOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+	return infer(ds, op.outShape)
+}
+
+func (op attnProbsOp) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	b, n, _, _, err := attnDims("ops."+op.name, s[0], op.heads)
 	if err != nil {
 		return nil, err
@@ -118,26 +118,22 @@ func (op attnProbsOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op attnProbsOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, attnProbsDo[float32], attnProbsDo[float64])
+}
+
+func attnProbsDo[T float](op attnProbsOp, in []*tensor.Dense) (G.Value, error) {
 	qkv := in[0]
 	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
 	if err != nil {
 		return nil, err
 	}
-	p, _ := op.allocFull(dt, tensor.Shape{b, op.heads, n, n})
-	if dt == tensor.Float32 {
-		attnProbsFwd(sl[float32](qkv), sl[float32](p), b, n, d, op.heads)
-	} else {
-		attnProbsFwd(sl[float64](qkv), sl[float64](p), b, n, d, op.heads)
-	}
+	p := output[T](op.base, tensor.Shape{b, op.heads, n, n})
+	attnProbsFwd(sl[T](qkv), sl[T](p), b, n, d, op.heads)
 	return p, nil
 }
 
 // attnProbsFwd writes softmax(Q·Kᵀ·scale) of every (b,h) pair into p.
-func attnProbsFwd[T Float](qkv, p []T, b, n, d, heads int) {
+func attnProbsFwd[T float](qkv, p []T, b, n, d, heads int) {
 	dh, ld, nn := d/heads, 3*d, n*n
 	scale := T(1 / math.Sqrt(float64(dh)))
 	parallelFor(b*heads, nn*dh, func(lo, hi int) {
@@ -151,7 +147,7 @@ func attnProbsFwd[T Float](qkv, p []T, b, n, d, heads int) {
 }
 
 // softmaxRows replaces each row of n values of x by its softmax.
-func softmaxRows[T Float](x []T, n int) {
+func softmaxRows[T float](x []T, n int) {
 	if x32, ok := any(x).([]float32); ok {
 		vec.SoftmaxRows(x32, n)
 		return
@@ -163,7 +159,7 @@ func softmaxRows[T Float](x []T, n int) {
 
 // softmaxBackwardRows sets, row by row (n values each), ds = p·(g − Σp·g):
 // the gradient through a softmax whose output is p and output gradient g.
-func softmaxBackwardRows[T Float](ds, p, g []T, n int) {
+func softmaxBackwardRows[T float](ds, p, g []T, n int) {
 	if p32, ok := any(p).([]float32); ok {
 		vec.SoftmaxBackwardRows(any(ds).([]float32), p32, any(g).([]float32), n)
 		return
@@ -181,7 +177,7 @@ func softmaxBackwardRows[T Float](ds, p, g []T, n int) {
 }
 
 // softmaxRow replaces x by softmax(x), subtracting the row's own maximum.
-func softmaxRow[T Float](x []T) {
+func softmaxRow[T float](x []T) {
 	m := x[0]
 	for _, v := range x[1:] {
 		if v > m {
@@ -203,12 +199,8 @@ func softmaxRow[T Float](x []T) {
 func (op attnProbsOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op attnProbsOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	g := attnProbsGrad{base{out: new(outSlot), name: fmt.Sprintf("AttentionProbsGrad(heads=%d)", op.heads), ranks: []int{3, 4, 4, 3}}, op.heads}
-	dqkv, err := G.ApplyOp(g, inputs[0], output, grad)
-	if err != nil {
-		return nil, errors.Wrap(err, "ops.AttentionProbs backward")
-	}
-	return G.Nodes{dqkv}, nil
+	g := attnProbsGrad{newBase(fmt.Sprintf("AttentionProbsGrad(heads=%d)", op.heads), 3, 4, 4, 3), op.heads}
+	return oneGrad("ops.AttentionProbs backward", g, inputs[0], output, grad)
 }
 
 // attnProbsGrad: qkv (B,N,3D), P (B,H,N,N), dP (B,H,N,N) → dqkv (B,N,3D)
@@ -220,10 +212,10 @@ type attnProbsGrad struct {
 }
 
 func (op attnProbsGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+	return infer(ds, op.outShape)
+}
+
+func (op attnProbsGrad) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	for _, i := range []int{1, 2} {
 		if err := checkProbs("ops."+op.name, s[i], s[0], op.heads); err != nil {
 			return nil, err
@@ -233,33 +225,29 @@ func (op attnProbsGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op attnProbsGrad) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, attnProbsGradDo[float32], attnProbsGradDo[float64])
+}
+
+func attnProbsGradDo[T float](op attnProbsGrad, in []*tensor.Dense) (G.Value, error) {
 	qkv, p, dp := in[0], in[1], in[2]
 	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
 	if err != nil {
 		return nil, err
 	}
-	dqkv := op.alloc(dt, qkv.Shape())
-	if dt == tensor.Float32 {
-		attnProbsBwd(sl[float32](qkv), sl[float32](p), sl[float32](dp), sl[float32](dqkv), b, n, d, op.heads)
-	} else {
-		attnProbsBwd(sl[float64](qkv), sl[float64](p), sl[float64](dp), sl[float64](dqkv), b, n, d, op.heads)
-	}
+	dqkv := zeroed[T](op.base, qkv.Shape())
+	attnProbsBwd(sl[T](qkv), sl[T](p), sl[T](dp), sl[T](dqkv), b, n, d, op.heads)
 	return dqkv, nil
 }
 
 // qkGrad writes dQ = scale·dS·K and dK = scale·dSᵀ·Q of one (b,h) pair
 // into dqkv, for the pair's q at offset q of qkv (k at q+d).
-func qkGrad[T Float](ds, qkv, dqkv []T, q, n, d, dh int, scale T) {
+func qkGrad[T float](ds, qkv, dqkv []T, q, n, d, dh int, scale T) {
 	ld := 3 * d
 	gemm(false, false, n, dh, n, scale, ds, n, qkv[q+d:], ld, 0, dqkv[q:], ld)
 	gemm(true, false, n, dh, n, scale, ds, n, qkv[q:], ld, 0, dqkv[q+d:], ld)
 }
 
-func attnProbsBwd[T Float](qkv, p, dp, dqkv []T, b, n, d, heads int) {
+func attnProbsBwd[T float](qkv, p, dp, dqkv []T, b, n, d, heads int) {
 	dh, ld, nn := d/heads, 3*d, n*n
 	scale := T(1 / math.Sqrt(float64(dh)))
 	parallelFor(b*heads, 2*nn*dh, func(lo, hi int) {
@@ -284,10 +272,10 @@ type attnApplyOp struct {
 }
 
 func (op attnApplyOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+	return infer(ds, op.outShape)
+}
+
+func (op attnApplyOp) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	if err := checkProbs("ops."+op.name, s[0], s[1], op.heads); err != nil {
 		return nil, err
 	}
@@ -295,26 +283,22 @@ func (op attnApplyOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op attnApplyOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, attnApplyDo[float32], attnApplyDo[float64])
+}
+
+func attnApplyDo[T float](op attnApplyOp, in []*tensor.Dense) (G.Value, error) {
 	p, qkv := in[0], in[1]
 	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
 	if err != nil {
 		return nil, err
 	}
-	o, _ := op.allocFull(dt, tensor.Shape{b, n, d})
-	if dt == tensor.Float32 {
-		attnApplyFwd(sl[float32](p), sl[float32](qkv), sl[float32](o), b, n, d, op.heads)
-	} else {
-		attnApplyFwd(sl[float64](p), sl[float64](qkv), sl[float64](o), b, n, d, op.heads)
-	}
+	o := output[T](op.base, tensor.Shape{b, n, d})
+	attnApplyFwd(sl[T](p), sl[T](qkv), sl[T](o), b, n, d, op.heads)
 	return o, nil
 }
 
 // attnApplyFwd writes P[b,h]·V_bh into head h's columns of o (B,N,D).
-func attnApplyFwd[T Float](p, qkv, o []T, b, n, d, heads int) {
+func attnApplyFwd[T float](p, qkv, o []T, b, n, d, heads int) {
 	dh, ld, nn := d/heads, 3*d, n*n
 	parallelFor(b*heads, nn*dh, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -335,20 +319,22 @@ func (op attnApplyOp) DiffWRT(n int) []bool {
 func (op attnApplyOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	p, qkv := inputs[0], inputs[1]
 	if op.fused {
-		g := attnGrad{base{out: new(outSlot), name: fmt.Sprintf("AttentionGrad(heads=%d)", op.heads), ranks: []int{3, 4, 3, 3}}, op.heads}
-		dqkv, err := G.ApplyOp(g, qkv, p, grad)
+		g := attnGrad{newBase(fmt.Sprintf("AttentionGrad(heads=%d)", op.heads), 3, 4, 3, 3), op.heads}
+		dqkv, err := gradNode("ops.Attention backward", g, qkv, p, grad)
 		if err != nil {
-			return nil, errors.Wrap(err, "ops.Attention backward")
+			return nil, err
 		}
 		return G.Nodes{nil, dqkv}, nil
 	}
-	dp, err := G.ApplyOp(attnApplyGradP{base{out: new(outSlot), name: fmt.Sprintf("AttentionApplyGradP(heads=%d)", op.heads), ranks: []int{3, 3, 4}}, op.heads}, grad, qkv)
+	gp := attnApplyGradP{newBase(fmt.Sprintf("AttentionApplyGradP(heads=%d)", op.heads), 3, 3, 4), op.heads}
+	dp, err := gradNode("ops.AttentionApply backward (probabilities)", gp, grad, qkv)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.AttentionApply backward (probabilities)")
+		return nil, err
 	}
-	dqkv, err := G.ApplyOp(attnApplyGradV{base{out: new(outSlot), name: fmt.Sprintf("AttentionApplyGradV(heads=%d)", op.heads), ranks: []int{4, 3, 3}}, op.heads}, p, grad)
+	gv := attnApplyGradV{newBase(fmt.Sprintf("AttentionApplyGradV(heads=%d)", op.heads), 4, 3, 3), op.heads}
+	dqkv, err := gradNode("ops.AttentionApply backward (qkv)", gv, p, grad)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.AttentionApply backward (qkv)")
+		return nil, err
 	}
 	return G.Nodes{dp, dqkv}, nil
 }
@@ -372,10 +358,10 @@ type attnApplyGradP struct {
 }
 
 func (op attnApplyGradP) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+	return infer(ds, op.outShape)
+}
+
+func (op attnApplyGradP) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	if err := checkOut("ops."+op.name, s[0], s[1], op.heads); err != nil {
 		return nil, err
 	}
@@ -383,25 +369,21 @@ func (op attnApplyGradP) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op attnApplyGradP) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, attnApplyGradPDo[float32], attnApplyGradPDo[float64])
+}
+
+func attnApplyGradPDo[T float](op attnApplyGradP, in []*tensor.Dense) (G.Value, error) {
 	do, qkv := in[0], in[1]
 	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
 	if err != nil {
 		return nil, err
 	}
-	dp, _ := op.allocFull(dt, tensor.Shape{b, op.heads, n, n})
-	if dt == tensor.Float32 {
-		attnGradP(sl[float32](do), sl[float32](qkv), sl[float32](dp), b, n, d, op.heads)
-	} else {
-		attnGradP(sl[float64](do), sl[float64](qkv), sl[float64](dp), b, n, d, op.heads)
-	}
+	dp := output[T](op.base, tensor.Shape{b, op.heads, n, n})
+	attnGradP(sl[T](do), sl[T](qkv), sl[T](dp), b, n, d, op.heads)
 	return dp, nil
 }
 
-func attnGradP[T Float](do, qkv, dp []T, b, n, d, heads int) {
+func attnGradP[T float](do, qkv, dp []T, b, n, d, heads int) {
 	dh, ld, nn := d/heads, 3*d, n*n
 	parallelFor(b*heads, nn*dh, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -420,10 +402,10 @@ type attnApplyGradV struct {
 }
 
 func (op attnApplyGradV) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+	return infer(ds, op.outShape)
+}
+
+func (op attnApplyGradV) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	p, o := s[0], s[1]
 	if o.Dims() != 3 {
 		return nil, errors.Errorf("ops.%s: output gradient must be (B, N, D), got %v", op.name, o)
@@ -436,23 +418,19 @@ func (op attnApplyGradV) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op attnApplyGradV) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, attnApplyGradVDo[float32], attnApplyGradVDo[float64])
+}
+
+func attnApplyGradVDo[T float](op attnApplyGradV, in []*tensor.Dense) (G.Value, error) {
 	p, do := in[0], in[1]
 	s := do.Shape()
 	b, n, d := s[0], s[1], s[2]
-	dqkv := op.alloc(dt, tensor.Shape{b, n, 3 * d})
-	if dt == tensor.Float32 {
-		attnGradV(sl[float32](p), sl[float32](do), sl[float32](dqkv), b, n, d, op.heads)
-	} else {
-		attnGradV(sl[float64](p), sl[float64](do), sl[float64](dqkv), b, n, d, op.heads)
-	}
+	dqkv := zeroed[T](op.base, tensor.Shape{b, n, 3 * d})
+	attnGradV(sl[T](p), sl[T](do), sl[T](dqkv), b, n, d, op.heads)
 	return dqkv, nil
 }
 
-func attnGradV[T Float](p, do, dqkv []T, b, n, d, heads int) {
+func attnGradV[T float](p, do, dqkv []T, b, n, d, heads int) {
 	dh, ld, nn := d/heads, 3*d, n*n
 	parallelFor(b*heads, nn*dh, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -472,11 +450,9 @@ type attnGrad struct {
 	heads int
 }
 
-func (op attnGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+func (op attnGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, op.outShape) }
+
+func (op attnGrad) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	if err := checkProbs("ops."+op.name, s[1], s[0], op.heads); err != nil {
 		return nil, err
 	}
@@ -487,27 +463,23 @@ func (op attnGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op attnGrad) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, attnGradDo[float32], attnGradDo[float64])
+}
+
+func attnGradDo[T float](op attnGrad, in []*tensor.Dense) (G.Value, error) {
 	qkv, p, do := in[0], in[1], in[2]
 	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
 	if err != nil {
 		return nil, err
 	}
-	dqkv, _ := op.allocFull(dt, qkv.Shape()) // every slot is written
-	if dt == tensor.Float32 {
-		attnBwd(sl[float32](qkv), sl[float32](p), sl[float32](do), sl[float32](dqkv), b, n, d, op.heads)
-	} else {
-		attnBwd(sl[float64](qkv), sl[float64](p), sl[float64](do), sl[float64](dqkv), b, n, d, op.heads)
-	}
+	dqkv := output[T](op.base, qkv.Shape()) // every slot is written
+	attnBwd(sl[T](qkv), sl[T](p), sl[T](do), sl[T](dqkv), b, n, d, op.heads)
 	return dqkv, nil
 }
 
 // attnBwd computes, per (b,h) pair, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)),
 // dQ = scale·dS·K, dK = scale·dSᵀ·Q and dV = Pᵀ·dO.
-func attnBwd[T Float](qkv, p, do, dqkv []T, b, n, d, heads int) {
+func attnBwd[T float](qkv, p, do, dqkv []T, b, n, d, heads int) {
 	dh, ld, nn := d/heads, 3*d, n*n
 	scale := T(1 / math.Sqrt(float64(dh)))
 	parallelFor(b*heads, 4*nn*dh, func(lo, hi int) {

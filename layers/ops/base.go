@@ -11,26 +11,26 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Float is the element type every kernel in this package is written for.
-type Float interface{ ~float32 | ~float64 }
+// float is the element type every kernel in this package is written for.
+type float interface{ ~float32 | ~float64 }
 
-// base holds what every op here shares: a printable name (which is also its
-// hash, so two applications of the same op to the same inputs are merged by
-// the graph, as Gorgonia intends), the ranks of its inputs and output for the
-// type signature, and the usual "no extern, no in-place" answers.
+// base holds what every op here shares (see "The op contract" in doc.go):
+// a printable name, which is also its hash, the ranks of its inputs and
+// output for the type signature, the "no extern, no in-place, no pointer"
+// answers, and the slot its output is kept in.
 type base struct {
 	name  string   // unique description: op kind and every parameter
 	ranks []int    // ranks of the inputs, then of the output; 0 means scalar
 	out   *outSlot // the output tensor, kept from one run to the next
 }
 
-// outSlot holds an op's output between runs. A graph runs the same ops on
-// the same shapes every step, so each op writes into the tensor it
-// returned last time instead of allocating a new one (Gorgonia's tape
-// machine keeps no reference to an op's result beyond the run, and never
-// pools it). A result read after a run is therefore overwritten by the
-// next run of the same graph.
-//
+// newBase returns the base of an op named name whose inputs and output
+// have the given ranks, with a slot of its own for its output.
+func newBase(name string, ranks ...int) base {
+	return base{out: new(outSlot), name: name, ranks: ranks}
+}
+
+// outSlot holds an op's output between runs (doc.go: "Outputs are kept").
 // After ShareBuffers, share names a buffer this op's output uses in turn
 // with other ops' outputs; t is then a tensor over its first elements.
 type outSlot struct {
@@ -88,7 +88,7 @@ func (b base) Hashcode() uint32 {
 	return h.Sum32()
 }
 
-// Type is a -> a -> ... -> a over one element type, with the ranks given.
+// Type is a → a → … → a over one element type, with the ranks given.
 func (b base) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	ts := make([]hm.Type, len(b.ranks))
@@ -100,6 +100,79 @@ func (b base) Type() hm.Type {
 		}
 	}
 	return hm.NewFnType(ts...)
+}
+
+// run is the Do of the ops here: it unpacks the inputs to contiguous dense
+// tensors of one float dtype and calls the op's computation for that
+// element type, f32 or f64 (the two instantiations of one generic
+// function, so that each op's computation is written once).
+func run[O fmt.Stringer](op O, vs []G.Value, f32, f64 func(O, []*tensor.Dense) (G.Value, error)) (G.Value, error) {
+	in, dt, err := values(op.String(), vs)
+	if err != nil {
+		return nil, err
+	}
+	if dt == tensor.Float32 {
+		return f32(op, in)
+	}
+	return f64(op, in)
+}
+
+// output returns the op's output tensor of element type T and shape s,
+// for a computation that writes every element (its old values remain).
+func output[T float](b base, s tensor.Shape) *tensor.Dense {
+	t, _ := b.allocFull(dtypeOf[T](), s)
+	return t
+}
+
+// zeroed returns the op's output tensor of element type T and shape s,
+// zeroed, for a computation that adds into it or leaves elements unset.
+func zeroed[T float](b base, s tensor.Shape) *tensor.Dense { return b.alloc(dtypeOf[T](), s) }
+
+// dtypeOf returns the tensor dtype of the element type T.
+func dtypeOf[T float]() tensor.Dtype {
+	if _, ok := any(T(0)).(float32); ok {
+		return tensor.Float32
+	}
+	return tensor.Float64
+}
+
+// infer is the InferShape of the ops here: it converts Gorgonia's
+// DimSizers to shapes and applies the op's shape rule to them.
+func infer(ds []G.DimSizer, rule func(in []tensor.Shape) (tensor.Shape, error)) (tensor.Shape, error) {
+	s, err := shapes(ds)
+	if err != nil {
+		return nil, err
+	}
+	return rule(s)
+}
+
+// likeFirst is the shape rule of an op whose output has its first input's
+// shape.
+func likeFirst(in []tensor.Shape) (tensor.Shape, error) { return in[0].Clone(), nil }
+
+// lastAxis is the shape rule of an op that reduces its first input to its
+// last axis, (..., n) → (n).
+func lastAxis(in []tensor.Shape) (tensor.Shape, error) {
+	return tensor.Shape{in[0][len(in[0])-1]}, nil
+}
+
+// gradNode applies a backward op; what names the gradient in the error.
+func gradNode(what string, op G.Op, inputs ...*G.Node) (*G.Node, error) {
+	n, err := G.ApplyOp(op, inputs...)
+	if err != nil {
+		return nil, errors.Wrap(err, what)
+	}
+	return n, nil
+}
+
+// oneGrad is the SymDiff result of a one-input op: the backward op
+// applied to inputs; what names the gradient in the error.
+func oneGrad(what string, op G.Op, inputs ...*G.Node) (G.Nodes, error) {
+	n, err := gradNode(what, op, inputs...)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{n}, nil
 }
 
 // allDiff reports every input as differentiable.
@@ -205,7 +278,7 @@ func newDense(dt tensor.Dtype, s tensor.Shape) *tensor.Dense {
 }
 
 // sl returns the backing slice of a float tensor as []T.
-func sl[T Float](d *tensor.Dense) []T {
+func sl[T float](d *tensor.Dense) []T {
 	return d.Data().([]T)
 }
 

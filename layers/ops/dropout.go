@@ -27,9 +27,6 @@ func NewNoise(seed uint64) *Noise { return &Noise{seed: seed, training: true} }
 // SetTraining switches every dropout op of this Noise on (true) or off.
 func (n *Noise) SetTraining(on bool) { n.mu.Lock(); n.training = on; n.mu.Unlock() }
 
-// Training reports whether dropout is on.
-func (n *Noise) Training() bool { n.mu.Lock(); defer n.mu.Unlock(); return n.training }
-
 // Freeze keeps every op's current mask (for gradient checks).
 func (n *Noise) Freeze(on bool) { n.mu.Lock(); n.frozen = on; n.mu.Unlock() }
 
@@ -53,14 +50,29 @@ type dropState struct {
 	mask  []float64 // per element or per sample; nil = identity
 }
 
-// Dropout zeroes each element of x with probability p while training and
-// scales the rest by 1/(1−p) (inverted dropout); with perSample, whole
-// samples (the leading axis) are dropped instead: stochastic depth
-// (DropPath). When the Noise is not training it is the identity.
-func Dropout(x *G.Node, p float64, perSample bool, noise *Noise) (*G.Node, error) {
+// DropUnit selects what Dropout drops.
+type DropUnit uint8
+
+const (
+	// DropElements drops each element on its own: dropout.
+	DropElements DropUnit = iota
+	// DropSamples drops whole samples (the leading axis) at once:
+	// stochastic depth (DropPath) of a residual branch.
+	DropSamples
+)
+
+// Dropout zeroes each element of x (or each sample, with DropSamples) with
+// probability p while training and scales the rest by 1/(1−p) (inverted
+// dropout). When the Noise is not training it is the identity. The backward
+// pass multiplies the gradient by the forward pass's mask.
+func Dropout(x *G.Node, p float64, unit DropUnit, noise *Noise) (*G.Node, error) {
 	if !(p >= 0 && p < 1) {
 		return nil, errors.Errorf("ops.Dropout: probability must be in [0, 1), got %v", p)
 	}
+	if unit != DropElements && unit != DropSamples {
+		return nil, errors.Errorf("ops.Dropout: invalid DropUnit %d", unit)
+	}
+	perSample := unit == DropSamples
 	if noise == nil {
 		return nil, errors.New("ops.Dropout: nil Noise")
 	}
@@ -70,7 +82,7 @@ func Dropout(x *G.Node, p float64, perSample bool, noise *Noise) (*G.Node, error
 	noise.mu.Unlock()
 	r := x.Dims()
 	name := fmt.Sprintf("Dropout(p=%g,perSample=%t,id=%d,noise=%p)", p, perSample, st.id, noise)
-	return G.ApplyOp(dropOp{base{out: new(outSlot), name: name, ranks: []int{r, r}}, p, perSample, st}, x)
+	return G.ApplyOp(dropOp{newBase(name, r, r), p, perSample, st}, x)
 }
 
 type dropOp struct {
@@ -80,13 +92,7 @@ type dropOp struct {
 	st        *dropState
 }
 
-func (op dropOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
-	return s[0].Clone(), nil
-}
+func (op dropOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, likeFirst) }
 
 // splitmix64 is the finaliser of SplitMix64: a good 64-bit mixing function.
 func splitmix64(z uint64) uint64 {
@@ -128,10 +134,10 @@ func (op dropOp) drawMask(n, units int) {
 }
 
 func (op dropOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, dropDo[float32], dropDo[float64])
+}
+
+func dropDo[T float](op dropOp, in []*tensor.Dense) (G.Value, error) {
 	x := in[0]
 	n := x.Shape().TotalSize()
 	units := n
@@ -139,18 +145,20 @@ func (op dropOp) Do(vs ...G.Value) (G.Value, error) {
 		units = x.Shape()[0]
 	}
 	op.drawMask(n, units)
-	y, _ := op.allocFull(dt, x.Shape())
-	if dt == tensor.Float32 {
-		applyMask(sl[float32](x), sl[float32](y), op.st.mask)
-	} else {
-		applyMask(sl[float64](x), sl[float64](y), op.st.mask)
-	}
+	return maskDo[T](op.base, op.st, in)
+}
+
+// maskDo multiplies in[0] by st's current mask into the op's output: the
+// forward pass of dropout once the mask is drawn, and its backward pass.
+func maskDo[T float](b base, st *dropState, in []*tensor.Dense) (G.Value, error) {
+	y := output[T](b, in[0].Shape())
+	applyMask(sl[T](in[0]), sl[T](y), st.mask)
 	return y, nil
 }
 
 // applyMask multiplies x by mask (one value per element, or per equal-sized
 // block of x when the mask is shorter) into y; a nil mask copies.
-func applyMask[T Float](x, y []T, mask []float64) {
+func applyMask[T float](x, y []T, mask []float64) {
 	if mask == nil {
 		copy(y, x)
 		return
@@ -168,11 +176,7 @@ func (op dropOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op dropOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	r := grad.Dims()
-	d, err := G.ApplyOp(dropGrad{base{out: new(outSlot), name: "Grad" + op.name, ranks: []int{r, r}}, op.st}, grad)
-	if err != nil {
-		return nil, errors.Wrap(err, "ops.Dropout backward")
-	}
-	return G.Nodes{d}, nil
+	return oneGrad("ops.Dropout backward", dropGrad{newBase("Grad"+op.name, r, r), op.st}, grad)
 }
 
 // dropGrad multiplies the incoming gradient by the forward pass's mask.
@@ -181,24 +185,12 @@ type dropGrad struct {
 	st *dropState
 }
 
-func (op dropGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
-	return s[0].Clone(), nil
-}
+func (op dropGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, likeFirst) }
 
 func (op dropGrad) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
-	y, _ := op.allocFull(dt, in[0].Shape())
-	if dt == tensor.Float32 {
-		applyMask(sl[float32](in[0]), sl[float32](y), op.st.mask)
-	} else {
-		applyMask(sl[float64](in[0]), sl[float64](y), op.st.mask)
-	}
-	return y, nil
+	return run(op, vs, dropGradDo[float32], dropGradDo[float64])
+}
+
+func dropGradDo[T float](op dropGrad, in []*tensor.Dense) (G.Value, error) {
+	return maskDo[T](op.base, op.st, in)
 }

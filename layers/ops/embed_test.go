@@ -71,9 +71,9 @@ func TestTokenEmbedGrad(t *testing.T) {
 
 func TestPoolGrad(t *testing.T) {
 	rng := rand.New(rand.NewSource(7))
-	for _, mean := range []bool{false, true} {
+	for _, pooling := range []Pooling{PoolClassToken, PoolMean} {
 		gradcheck.Assert(t, func(g *G.ExprGraph, n G.Nodes) (*G.Node, error) {
-			return Pool(n[0], mean)
+			return Pool(n[0], pooling)
 		}, []*tensor.Dense{gradcheck.Random(rng, 1, 2, 4, 3)}, 1e-6, gradcheck.Options{})
 	}
 }
@@ -118,10 +118,10 @@ func TestCrossEntropy(t *testing.T) {
 
 func TestDropout(t *testing.T) {
 	rng := rand.New(rand.NewSource(9))
-	for _, perSample := range []bool{false, true} {
+	for _, unit := range []DropUnit{DropElements, DropSamples} {
 		noise := NewNoise(42)
 		gradcheck.Assert(t, func(g *G.ExprGraph, n G.Nodes) (*G.Node, error) {
-			return Dropout(n[0], 0.3, perSample, noise)
+			return Dropout(n[0], 0.3, unit, noise)
 		}, []*tensor.Dense{gradcheck.Random(rng, 1, 8, 5, 4)}, 1e-6, gradcheck.Options{Prepare: func() { noise.Freeze(true) }})
 	}
 
@@ -132,7 +132,7 @@ func TestDropout(t *testing.T) {
 		noise.SetTraining(training)
 		g := G.NewGraph()
 		x := G.NewTensor(g, tensor.Float32, 2, G.WithShape(100, 100), G.WithInit(G.Ones()), G.WithName("x"))
-		y := G.Must(Dropout(x, 0.25, false, noise))
+		y := G.Must(Dropout(x, 0.25, DropElements, noise))
 		noise.SetStep(step)
 		vm := G.NewTapeMachine(g)
 		defer vm.Close()

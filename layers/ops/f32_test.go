@@ -119,7 +119,7 @@ func TestFloat32KernelsMatchFloat64(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		return GELU(f, true)
+		return GELU(f, GELUExact)
 	}
 	out64, g64 := gradsIn(t, tensor.Float64, build, inputs, 5)
 	out32, g32 := gradsIn(t, tensor.Float32, build, inputs, 5)

@@ -4,19 +4,33 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/pkg/errors"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers/ops/vec"
 )
 
-// GELU applies the Gaussian error linear unit element-wise. exact selects
-// x·Φ(x) with the error function (PyTorch's default); otherwise the tanh
-// approximation 0.5x(1 + tanh(√(2/π)(x + 0.044715x³))) used by the original
-// JAX ViT weights (PyTorch's approximate="tanh").
-func GELU(x *G.Node, exact bool) (*G.Node, error) {
+// GELUForm selects the formula of GELU.
+type GELUForm uint8
+
+const (
+	// GELUExact is x·Φ(x) with the error function (PyTorch's default).
+	GELUExact GELUForm = iota
+	// GELUTanh is the approximation 0.5x(1 + tanh(√(2/π)(x + 0.044715x³)))
+	// used by the original JAX ViT weights (PyTorch's approximate="tanh").
+	GELUTanh
+)
+
+// GELU applies the Gaussian error linear unit element-wise, in the given
+// form. The backward pass is the analytic derivative of that form.
+func GELU(x *G.Node, form GELUForm) (*G.Node, error) {
+	if form != GELUExact && form != GELUTanh {
+		return nil, errors.Errorf("ops.GELU: invalid GELUForm %d", form)
+	}
+	exact := form == GELUExact
 	r := x.Dims()
-	return G.ApplyOp(geluOp{base{out: new(outSlot), name: fmt.Sprintf("GELU(r%d,exact=%t)", r, exact), ranks: []int{r, r}}, exact}, x)
+	return G.ApplyOp(geluOp{newBase(fmt.Sprintf("GELU(r%d,exact=%t)", r, exact), r, r), exact}, x)
 }
 
 type geluOp struct {
@@ -31,29 +45,19 @@ const (
 	geluC       = 0.044715
 )
 
-func (op geluOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
-	return s[0].Clone(), nil
-}
+func (op geluOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, likeFirst) }
 
 func (op geluOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
-	y, _ := op.allocFull(dt, in[0].Shape())
-	if dt == tensor.Float32 {
-		geluFwd(sl[float32](in[0]), sl[float32](y), op.exact)
-	} else {
-		geluFwd(sl[float64](in[0]), sl[float64](y), op.exact)
-	}
+	return run(op, vs, geluDo[float32], geluDo[float64])
+}
+
+func geluDo[T float](op geluOp, in []*tensor.Dense) (G.Value, error) {
+	y := output[T](op.base, in[0].Shape())
+	geluFwd(sl[T](in[0]), sl[T](y), op.exact)
 	return y, nil
 }
 
-func geluFwd[T Float](x, y []T, exact bool) {
+func geluFwd[T float](x, y []T, exact bool) {
 	if x32, ok := any(x).([]float32); ok && exact {
 		y32 := any(y).([]float32)
 		parallelFor(len(x), 2, func(lo, hi int) { vec.GELU(y32[lo:hi], x32[lo:hi]) })
@@ -75,11 +79,8 @@ func (op geluOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op geluOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	r := inputs[0].Dims()
-	dx, err := G.ApplyOp(geluGrad{base{out: new(outSlot), name: fmt.Sprintf("GELUGrad(r%d,exact=%t)", r, op.exact), ranks: []int{r, r, r}}, op.exact}, inputs[0], grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx}, nil
+	g := geluGrad{newBase(fmt.Sprintf("GELUGrad(r%d,exact=%t)", r, op.exact), r, r, r), op.exact}
+	return oneGrad("ops.GELU backward", g, inputs[0], grad)
 }
 
 // geluGrad: (x, dy) → dy·GELU'(x).
@@ -88,29 +89,19 @@ type geluGrad struct {
 	exact bool
 }
 
-func (op geluGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
-	return s[0].Clone(), nil
-}
+func (op geluGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, likeFirst) }
 
 func (op geluGrad) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
-	dx, _ := op.allocFull(dt, in[0].Shape())
-	if dt == tensor.Float32 {
-		geluBwd(sl[float32](in[0]), sl[float32](in[1]), sl[float32](dx), op.exact)
-	} else {
-		geluBwd(sl[float64](in[0]), sl[float64](in[1]), sl[float64](dx), op.exact)
-	}
+	return run(op, vs, geluGradDo[float32], geluGradDo[float64])
+}
+
+func geluGradDo[T float](op geluGrad, in []*tensor.Dense) (G.Value, error) {
+	dx := output[T](op.base, in[0].Shape())
+	geluBwd(sl[T](in[0]), sl[T](in[1]), sl[T](dx), op.exact)
 	return dx, nil
 }
 
-func geluBwd[T Float](x, dy, dx []T, exact bool) {
+func geluBwd[T float](x, dy, dx []T, exact bool) {
 	if x32, ok := any(x).([]float32); ok && exact {
 		dy32, dx32 := any(dy).([]float32), any(dx).([]float32)
 		parallelFor(len(x), 2, func(lo, hi int) { vec.GELUGrad(dx32[lo:hi], x32[lo:hi], dy32[lo:hi]) })

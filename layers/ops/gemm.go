@@ -18,7 +18,7 @@ var ownSgemm bool
 // gemm computes C = alpha·op(A)·op(B) + beta·C on row-major matrices, where
 // op(A) is m×k and op(B) is k×n: float32 through package sgemm by default
 // or OpenBLAS with -tags openblas, float64 through gonum's BLAS.
-func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+func gemm[T float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -49,7 +49,7 @@ var splitGEMM bool
 // gemmPar is gemm for products large enough to share out: the rows of
 // op(A) and C are cut into one block per core. Inside code that already
 // runs in parallel, call gemm.
-func gemmPar[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+func gemmPar[T float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if !splitGEMM || m < 64 {
 		gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return

@@ -24,7 +24,7 @@ func LayerNorm(x, gamma, beta *G.Node, eps float64) (*G.Node, error) {
 	if r < 1 {
 		return nil, errors.Errorf("ops.LayerNorm: want a tensor, got shape %v", x.Shape())
 	}
-	return G.ApplyOp(layerNormOp{base{out: new(outSlot), name: fmt.Sprintf("LayerNorm(r%d,eps=%g)", r, eps), ranks: []int{r, 1, 1, r}}, eps, new(lnStats)}, x, gamma, beta)
+	return G.ApplyOp(layerNormOp{newBase(fmt.Sprintf("LayerNorm(r%d,eps=%g)", r, eps), r, 1, 1, r), eps, new(lnStats)}, x, gamma, beta)
 }
 
 type layerNormOp struct {
@@ -34,7 +34,8 @@ type layerNormOp struct {
 }
 
 // lnStats holds the row statistics of a float32 forward pass for the
-// backward ops of the same LayerNorm. They always run after it in the same
+// backward ops of the same LayerNorm (the float64 kernels ignore it and
+// recompute them). They always run after it in the same
 // run (they need its output's gradient), so the statistics are current.
 type lnStats struct {
 	mean, rstd []float32
@@ -62,11 +63,10 @@ func (st *lnStats) stats(row []float32, r int, eps float64) (mean, rstd float32)
 	return vec.MeanRStd(row, float32(eps))
 }
 
-func (op layerNormOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+func (op layerNormOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, lnShape) }
+
+// lnShape is LayerNorm's shape rule.
+func lnShape(s []tensor.Shape) (tensor.Shape, error) {
 	d := s[0][len(s[0])-1]
 	for i, name := range []string{"scale", "shift"} {
 		if p := s[i+1]; p.Dims() != 1 || p[0] != d {
@@ -77,21 +77,17 @@ func (op layerNormOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op layerNormOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
-	y, _ := op.allocFull(dt, in[0].Shape())
-	if dt == tensor.Float32 {
-		layerNormFwd(op.st, sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](y), op.eps)
-	} else {
-		layerNormFwd(nil, sl[float64](in[0]), sl[float64](in[1]), sl[float64](in[2]), sl[float64](y), op.eps)
-	}
+	return run(op, vs, lnDo[float32], lnDo[float64])
+}
+
+func lnDo[T float](op layerNormOp, in []*tensor.Dense) (G.Value, error) {
+	y := output[T](op.base, in[0].Shape())
+	layerNormFwd(op.st, sl[T](in[0]), sl[T](in[1]), sl[T](in[2]), sl[T](y), op.eps)
 	return y, nil
 }
 
 // rowStats returns the mean and 1/σ of one row, accumulated in float64.
-func rowStats[T Float](row []T, eps float64) (mean, rstd float64) {
+func rowStats[T float](row []T, eps float64) (mean, rstd float64) {
 	var s float64
 	for _, v := range row {
 		s += float64(v)
@@ -105,7 +101,7 @@ func rowStats[T Float](row []T, eps float64) (mean, rstd float64) {
 	return mean, 1 / math.Sqrt(q/float64(len(row))+eps)
 }
 
-func layerNormFwd[T Float](st *lnStats, x, gamma, beta, y []T, eps float64) {
+func layerNormFwd[T float](st *lnStats, x, gamma, beta, y []T, eps float64) {
 	d := len(gamma)
 	if x32, ok := any(x).([]float32); ok {
 		g32, b32, y32 := any(gamma).([]float32), any(beta).([]float32), any(y).([]float32)
@@ -139,17 +135,19 @@ func (op layerNormOp) DiffWRT(n int) []bool { return allDiff(n) }
 func (op layerNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	x, gamma := inputs[0], inputs[1]
 	r := x.Dims()
-	dx, err := G.ApplyOp(lnGradX{base{out: new(outSlot), name: fmt.Sprintf("LayerNormGradX(r%d,eps=%g)", r, op.eps), ranks: []int{r, 1, r, r}}, op.eps, op.st}, x, gamma, grad)
+	gx := lnGradX{newBase(fmt.Sprintf("LayerNormGradX(r%d,eps=%g)", r, op.eps), r, 1, r, r), op.eps, op.st}
+	dx, err := gradNode("ops.LayerNorm backward (input)", gx, x, gamma, grad)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.LayerNorm backward (input)")
+		return nil, err
 	}
-	dg, err := G.ApplyOp(lnGradGamma{base{out: new(outSlot), name: fmt.Sprintf("LayerNormGradScale(r%d,eps=%g)", r, op.eps), ranks: []int{r, r, 1}}, op.eps, op.st}, x, grad)
+	gg := lnGradGamma{newBase(fmt.Sprintf("LayerNormGradScale(r%d,eps=%g)", r, op.eps), r, r, 1), op.eps, op.st}
+	dg, err := gradNode("ops.LayerNorm backward (scale)", gg, x, grad)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.LayerNorm backward (scale)")
+		return nil, err
 	}
-	db, err := SumRows(grad)
+	db, err := gradNode("ops.LayerNorm backward (shift)", sumRowsOf(grad), grad)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.LayerNorm backward (shift)")
+		return nil, err
 	}
 	return G.Nodes{dx, dg, db}, nil
 }
@@ -161,29 +159,19 @@ type lnGradX struct {
 	st  *lnStats
 }
 
-func (op lnGradX) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
-	return s[0].Clone(), nil
-}
+func (op lnGradX) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, likeFirst) }
 
 func (op lnGradX) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
-	dx, _ := op.allocFull(dt, in[0].Shape())
-	if dt == tensor.Float32 {
-		layerNormBwdX(op.st, sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](dx), op.eps)
-	} else {
-		layerNormBwdX(nil, sl[float64](in[0]), sl[float64](in[1]), sl[float64](in[2]), sl[float64](dx), op.eps)
-	}
+	return run(op, vs, lnGradXDo[float32], lnGradXDo[float64])
+}
+
+func lnGradXDo[T float](op lnGradX, in []*tensor.Dense) (G.Value, error) {
+	dx := output[T](op.base, in[0].Shape())
+	layerNormBwdX(op.st, sl[T](in[0]), sl[T](in[1]), sl[T](in[2]), sl[T](dx), op.eps)
 	return dx, nil
 }
 
-func layerNormBwdX[T Float](st *lnStats, x, gamma, dy, dx []T, eps float64) {
+func layerNormBwdX[T float](st *lnStats, x, gamma, dy, dx []T, eps float64) {
 	d := len(gamma)
 	if x32, ok := any(x).([]float32); ok {
 		g32, dy32, dx32 := any(gamma).([]float32), any(dy).([]float32), any(dx).([]float32)
@@ -227,30 +215,20 @@ type lnGradGamma struct {
 	st  *lnStats
 }
 
-func (op lnGradGamma) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
-	return tensor.Shape{s[0][len(s[0])-1]}, nil
-}
+func (op lnGradGamma) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, lastAxis) }
 
 func (op lnGradGamma) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, lnGradGammaDo[float32], lnGradGammaDo[float64])
+}
+
+func lnGradGammaDo[T float](op lnGradGamma, in []*tensor.Dense) (G.Value, error) {
 	d := in[0].Shape()[in[0].Dims()-1]
-	dg := op.alloc(dt, tensor.Shape{d})
-	if dt == tensor.Float32 {
-		layerNormBwdGamma(op.st, op.sums(), sl[float32](in[0]), sl[float32](in[1]), sl[float32](dg), op.eps)
-	} else {
-		layerNormBwdGamma(nil, op.sums(), sl[float64](in[0]), sl[float64](in[1]), sl[float64](dg), op.eps)
-	}
+	dg := zeroed[T](op.base, tensor.Shape{d})
+	layerNormBwdGamma(op.st, op.sums(), sl[T](in[0]), sl[T](in[1]), sl[T](dg), op.eps)
 	return dg, nil
 }
 
-func layerNormBwdGamma[T Float](st *lnStats, buf *blockSums, x, dy, dg []T, eps float64) {
+func layerNormBwdGamma[T float](st *lnStats, buf *blockSums, x, dy, dg []T, eps float64) {
 	d := len(dg)
 	if x32, ok := any(x).([]float32); ok {
 		dy32, dg32 := any(dy).([]float32), any(dg).([]float32)

@@ -18,22 +18,19 @@ func Linear(x, w, b *G.Node) (*G.Node, error) {
 	if x.Dims() < 2 || w.Dims() != 2 {
 		return nil, errors.Errorf("ops.Linear: want x of rank ≥ 2 and a 2-D weight, got x %v and w %v", x.Shape(), w.Shape())
 	}
-	op := linearOp{base: base{out: new(outSlot), name: fmt.Sprintf("Linear(r%d,bias=%t)", x.Dims(), b != nil)}}
+	r, name := x.Dims(), fmt.Sprintf("Linear(r%d,bias=%t)", x.Dims(), b != nil)
 	if b != nil {
-		op.ranks = []int{x.Dims(), 2, 1, x.Dims()}
-		return G.ApplyOp(op, x, w, b)
+		return G.ApplyOp(linearOp{newBase(name, r, 2, 1, r)}, x, w, b)
 	}
-	op.ranks = []int{x.Dims(), 2, x.Dims()}
-	return G.ApplyOp(op, x, w)
+	return G.ApplyOp(linearOp{newBase(name, r, 2, r)}, x, w)
 }
 
 type linearOp struct{ base }
 
-func (op linearOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+func (op linearOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, linearShape) }
+
+// linearShape is Linear's shape rule.
+func linearShape(s []tensor.Shape) (tensor.Shape, error) {
 	x, w := s[0], s[1]
 	in := x[len(x)-1]
 	if w[1] != in {
@@ -48,27 +45,23 @@ func (op linearOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op linearOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, linearDo[float32], linearDo[float64])
+}
+
+func linearDo[T float](op linearOp, in []*tensor.Dense) (G.Value, error) {
 	x, w := in[0], in[1]
 	s := x.Shape().Clone()
 	s[len(s)-1] = w.Shape()[0]
-	y, _ := op.allocFull(dt, s)
+	y := output[T](op.base, s)
 	var b *tensor.Dense
 	if len(in) == 3 {
 		b = in[2]
 	}
-	if dt == tensor.Float32 {
-		linearFwd[float32](x, w, b, y)
-	} else {
-		linearFwd[float64](x, w, b, y)
-	}
+	linearFwd[T](x, w, b, y)
 	return y, nil
 }
 
-func linearFwd[T Float](x, w, b, y *tensor.Dense) {
+func linearFwd[T float](x, w, b, y *tensor.Dense) {
 	out, in := w.Shape()[0], w.Shape()[1]
 	m := x.Shape().TotalSize() / in
 	ys := sl[T](y)
@@ -98,20 +91,20 @@ func (op linearOp) DiffWRT(n int) []bool { return allDiff(n) }
 func (op linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	x, w := inputs[0], inputs[1]
 	r := x.Dims()
-	dx, err := G.ApplyOp(matmulNN{base{out: new(outSlot), name: fmt.Sprintf("LinearGradX(r%d)", r), ranks: []int{r, 2, r}}}, grad, w)
+	dx, err := gradNode("ops.Linear backward (input)", matmulNN{newBase(fmt.Sprintf("LinearGradX(r%d)", r), r, 2, r)}, grad, w)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.Linear backward (input)")
+		return nil, err
 	}
-	dw, err := G.ApplyOp(linGradW{base{out: new(outSlot), name: fmt.Sprintf("LinearGradW(r%d)", r), ranks: []int{r, r, 2}}}, grad, x)
+	dw, err := gradNode("ops.Linear backward (weight)", linGradW{newBase(fmt.Sprintf("LinearGradW(r%d)", r), r, r, 2)}, grad, x)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.Linear backward (weight)")
+		return nil, err
 	}
 	if len(inputs) == 2 {
 		return G.Nodes{dx, dw}, nil
 	}
-	db, err := SumRows(grad)
+	db, err := gradNode("ops.Linear backward (bias)", sumRowsOf(grad), grad)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.Linear backward (bias)")
+		return nil, err
 	}
 	return G.Nodes{dx, dw, db}, nil
 }
@@ -119,32 +112,27 @@ func (op linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error
 // matmulNN: (..., k) · (k, n) → (..., n), the input gradient of Linear.
 type matmulNN struct{ base }
 
-func (op matmulNN) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+func (op matmulNN) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, matmulShape) }
+
+// matmulShape is matmulNN's shape rule.
+func matmulShape(s []tensor.Shape) (tensor.Shape, error) {
 	out := s[0].Clone()
 	out[len(out)-1] = s[1][1]
 	return out, nil
 }
 
 func (op matmulNN) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, matmulDo[float32], matmulDo[float64])
+}
+
+func matmulDo[T float](op matmulNN, in []*tensor.Dense) (G.Value, error) {
 	a, b := in[0], in[1]
 	k, n := b.Shape()[0], b.Shape()[1]
 	s := a.Shape().Clone()
 	s[len(s)-1] = n
-	y, _ := op.allocFull(dt, s)
+	y := output[T](op.base, s)
 	m := a.Shape().TotalSize() / k
-	if dt == tensor.Float32 {
-		gemmPar(false, false, m, n, k, 1, sl[float32](a), k, sl[float32](b), n, 0, sl[float32](y), n)
-	} else {
-		gemmPar(false, false, m, n, k, 1, sl[float64](a), k, sl[float64](b), n, 0, sl[float64](y), n)
-	}
+	gemmPar(false, false, m, n, k, 1, sl[T](a), k, sl[T](b), n, 0, sl[T](y), n)
 	return y, nil
 }
 
@@ -152,63 +140,51 @@ func (op matmulNN) Do(vs ...G.Value) (G.Value, error) {
 type linGradW struct{ base }
 
 func (op linGradW) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+	return infer(ds, linGradWShape)
+}
+
+// linGradWShape is linGradW's shape rule.
+func linGradWShape(s []tensor.Shape) (tensor.Shape, error) {
 	return tensor.Shape{s[0][len(s[0])-1], s[1][len(s[1])-1]}, nil
 }
 
 func (op linGradW) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, linGradWDo[float32], linGradWDo[float64])
+}
+
+func linGradWDo[T float](op linGradW, in []*tensor.Dense) (G.Value, error) {
 	dy, x := in[0], in[1]
 	out, inF := dy.Shape()[dy.Dims()-1], x.Shape()[x.Dims()-1]
 	m := x.Shape().TotalSize() / inF
-	y, _ := op.allocFull(dt, tensor.Shape{out, inF})
-	if dt == tensor.Float32 {
-		gemmPar(true, false, out, inF, m, 1, sl[float32](dy), out, sl[float32](x), inF, 0, sl[float32](y), inF)
-	} else {
-		gemmPar(true, false, out, inF, m, 1, sl[float64](dy), out, sl[float64](x), inF, 0, sl[float64](y), inF)
-	}
+	y := output[T](op.base, tensor.Shape{out, inF})
+	gemmPar(true, false, out, inF, m, 1, sl[T](dy), out, sl[T](x), inF, 0, sl[T](y), inF)
 	return y, nil
 }
 
-// SumRows sums x (..., n) over every axis but the last, giving (n): the
-// gradient of a bias or of any parameter added to every row.
-func SumRows(x *G.Node) (*G.Node, error) {
-	return G.ApplyOp(sumRowsOp{base{out: new(outSlot), name: fmt.Sprintf("SumRows(r%d)", x.Dims()), ranks: []int{x.Dims(), 1}}}, x)
+// sumRowsOf returns the op that sums x (..., n) over every axis but the
+// last, giving (n): the gradient of a bias or of any parameter added to
+// every row.
+func sumRowsOf(x *G.Node) sumRowsOp {
+	return sumRowsOp{newBase(fmt.Sprintf("SumRows(r%d)", x.Dims()), x.Dims(), 1)}
 }
 
 type sumRowsOp struct{ base }
 
-func (op sumRowsOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
-	return tensor.Shape{s[0][len(s[0])-1]}, nil
-}
+func (op sumRowsOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, lastAxis) }
 
 func (op sumRowsOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, sumRowsDo[float32], sumRowsDo[float64])
+}
+
+func sumRowsDo[T float](op sumRowsOp, in []*tensor.Dense) (G.Value, error) {
 	x := in[0]
 	n := x.Shape()[x.Dims()-1]
-	y := op.alloc(dt, tensor.Shape{n})
-	if dt == tensor.Float32 {
-		sumRows(op.sums(), sl[float32](x), sl[float32](y), n)
-	} else {
-		sumRows(op.sums(), sl[float64](x), sl[float64](y), n)
-	}
+	y := zeroed[T](op.base, tensor.Shape{n})
+	sumRows(op.sums(), sl[T](x), sl[T](y), n)
 	return y, nil
 }
 
-func sumRows[T Float](buf *blockSums, x, y []T, n int) {
+func sumRows[T float](buf *blockSums, x, y []T, n int) {
 	if x32, ok := any(x).([]float32); ok {
 		y32, rows := any(y).([]float32), len(x)/n
 		total := rowBlockSums(buf, rows, n, n, func(acc []float32, r int) {

@@ -17,7 +17,7 @@ func Patchify(x *G.Node, p int) (*G.Node, error) {
 	if x.Dims() != 4 {
 		return nil, errors.Errorf("ops.Patchify: want images (B, C, H, W), got shape %v", x.Shape())
 	}
-	return G.ApplyOp(patchOp{base{out: new(outSlot), name: fmt.Sprintf("Patchify(p=%d)", p), ranks: []int{4, 3}}, p}, x)
+	return G.ApplyOp(patchOp{newBase(fmt.Sprintf("Patchify(p=%d)", p), 4, 3), p}, x)
 }
 
 type patchOp struct {
@@ -25,11 +25,9 @@ type patchOp struct {
 	p int
 }
 
-func (op patchOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+func (op patchOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, op.outShape) }
+
+func (op patchOp) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	x := s[0]
 	if x.Dims() != 4 || op.p <= 0 || x[2]%op.p != 0 || x[3]%op.p != 0 {
 		return nil, errors.Errorf("ops.Patchify: image shape %v is not (B, C, H, W) with H and W divisible by the patch size %d", x, op.p)
@@ -38,24 +36,20 @@ func (op patchOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op patchOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, patchDo[float32], patchDo[float64])
+}
+
+func patchDo[T float](op patchOp, in []*tensor.Dense) (G.Value, error) {
 	s := in[0].Shape()
 	b, c, h, w := s[0], s[1], s[2], s[3]
-	y, _ := op.allocFull(dt, tensor.Shape{b, (h / op.p) * (w / op.p), c * op.p * op.p})
-	if dt == tensor.Float32 {
-		patchCopy(sl[float32](in[0]), sl[float32](y), b, c, h, w, op.p, false)
-	} else {
-		patchCopy(sl[float64](in[0]), sl[float64](y), b, c, h, w, op.p, false)
-	}
+	y := output[T](op.base, tensor.Shape{b, (h / op.p) * (w / op.p), c * op.p * op.p})
+	patchCopy(sl[T](in[0]), sl[T](y), b, c, h, w, op.p, false)
 	return y, nil
 }
 
 // patchCopy moves pixels between image layout and patch layout; reverse
 // moves patches back into an image (the adjoint, used for the gradient).
-func patchCopy[T Float](img, pat []T, b, c, h, w, p int, reverse bool) {
+func patchCopy[T float](img, pat []T, b, c, h, w, p int, reverse bool) {
 	gw := w / p
 	n := (h / p) * gw
 	k := c * p * p
@@ -82,11 +76,7 @@ func (op patchOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op patchOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	s := inputs[0].Shape()
-	d, err := G.ApplyOp(unpatchOp{base{out: new(outSlot), name: fmt.Sprintf("Unpatchify(p=%d,%v)", op.p, s), ranks: []int{3, 4}}, op.p, s.Clone()}, grad)
-	if err != nil {
-		return nil, errors.Wrap(err, "ops.Patchify backward")
-	}
-	return G.Nodes{d}, nil
+	return oneGrad("ops.Patchify backward", unpatchOp{newBase(fmt.Sprintf("Unpatchify(p=%d,%v)", op.p, s), 3, 4), op.p, s.Clone()}, grad)
 }
 
 // unpatchOp is the adjoint of Patchify: (B, N, C·p·p) → (B, C, H, W).
@@ -99,16 +89,12 @@ type unpatchOp struct {
 func (op unpatchOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return op.img.Clone(), nil }
 
 func (op unpatchOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, unpatchDo[float32], unpatchDo[float64])
+}
+
+func unpatchDo[T float](op unpatchOp, in []*tensor.Dense) (G.Value, error) {
 	s := op.img
-	x := op.alloc(dt, s)
-	if dt == tensor.Float32 {
-		patchCopy(sl[float32](x), sl[float32](in[0]), s[0], s[1], s[2], s[3], op.p, true)
-	} else {
-		patchCopy(sl[float64](x), sl[float64](in[0]), s[0], s[1], s[2], s[3], op.p, true)
-	}
+	x := zeroed[T](op.base, s)
+	patchCopy(sl[T](x), sl[T](in[0]), s[0], s[1], s[2], s[3], op.p, true)
 	return x, nil
 }

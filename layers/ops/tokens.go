@@ -13,16 +13,15 @@ import (
 // (B, N+1, D) with row 0 = cls + pos[0] and row 1+t = x[t] + pos[1+t].
 // Nothing is broadcast into a full-size copy; the backward sums over the batch.
 func TokenEmbed(x, cls, pos *G.Node) (*G.Node, error) {
-	return G.ApplyOp(tokenOp{base{out: new(outSlot), name: "TokenEmbed", ranks: []int{3, 3, 3, 3}}}, x, cls, pos)
+	return G.ApplyOp(tokenOp{newBase("TokenEmbed", 3, 3, 3, 3)}, x, cls, pos)
 }
 
 type tokenOp struct{ base }
 
-func (op tokenOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+func (op tokenOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, tokenShape) }
+
+// tokenShape is TokenEmbed's shape rule.
+func tokenShape(s []tensor.Shape) (tensor.Shape, error) {
 	x, c, p := s[0], s[1], s[2]
 	if x.Dims() != 3 {
 		return nil, errors.Errorf("ops.TokenEmbed: want patch embeddings (B, N, D), got %v", x)
@@ -38,21 +37,17 @@ func (op tokenOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op tokenOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, tokenDo[float32], tokenDo[float64])
+}
+
+func tokenDo[T float](op tokenOp, in []*tensor.Dense) (G.Value, error) {
 	s := in[0].Shape()
-	y := op.alloc(dt, tensor.Shape{s[0], s[1] + 1, s[2]})
-	if dt == tensor.Float32 {
-		tokenFwd(sl[float32](in[0]), sl[float32](in[1]), sl[float32](in[2]), sl[float32](y), s[0], s[1], s[2])
-	} else {
-		tokenFwd(sl[float64](in[0]), sl[float64](in[1]), sl[float64](in[2]), sl[float64](y), s[0], s[1], s[2])
-	}
+	y := zeroed[T](op.base, tensor.Shape{s[0], s[1] + 1, s[2]})
+	tokenFwd(sl[T](in[0]), sl[T](in[1]), sl[T](in[2]), sl[T](y), s[0], s[1], s[2])
 	return y, nil
 }
 
-func tokenFwd[T Float](x, cls, pos, y []T, b, n, d int) {
+func tokenFwd[T float](x, cls, pos, y []T, b, n, d int) {
 	t := (n + 1) * d
 	for bi := 0; bi < b; bi++ {
 		out := y[bi*t : (bi+1)*t]
@@ -70,17 +65,17 @@ func (op tokenOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op tokenOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	xs := inputs[0].Shape()
-	dx, err := G.ApplyOp(dropFirstToken{base{out: new(outSlot), name: "TokenEmbedGradX", ranks: []int{3, 3}}}, grad)
+	dx, err := gradNode("ops.TokenEmbed backward (patches)", dropFirstToken{newBase("TokenEmbedGradX", 3, 3)}, grad)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.TokenEmbed backward (patches)")
+		return nil, err
 	}
-	dpos, err := G.ApplyOp(sumBatch{base{out: new(outSlot), name: "SumBatch(tokens=all)", ranks: []int{3, 3}}, false}, grad)
+	dpos, err := gradNode("ops.TokenEmbed backward (positions)", sumBatch{newBase("SumBatch(tokens=all)", 3, 3), false}, grad)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.TokenEmbed backward (positions)")
+		return nil, err
 	}
-	dcls, err := G.ApplyOp(sumBatch{base{out: new(outSlot), name: fmt.Sprintf("SumBatch(tokens=first,%v)", xs), ranks: []int{3, 3}}, true}, grad)
+	dcls, err := gradNode("ops.TokenEmbed backward (class token)", sumBatch{newBase(fmt.Sprintf("SumBatch(tokens=first,%v)", xs), 3, 3), true}, grad)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.TokenEmbed backward (class token)")
+		return nil, err
 	}
 	return G.Nodes{dx, dcls, dpos}, nil
 }
@@ -89,30 +84,26 @@ func (op tokenOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 type dropFirstToken struct{ base }
 
 func (op dropFirstToken) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+	return infer(ds, op.outShape)
+}
+
+func (op dropFirstToken) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	return tensor.Shape{s[0][0], s[0][1] - 1, s[0][2]}, nil
 }
 
 func (op dropFirstToken) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, dropFirstDo[float32], dropFirstDo[float64])
+}
+
+func dropFirstDo[T float](op dropFirstToken, in []*tensor.Dense) (G.Value, error) {
 	s := in[0].Shape()
 	b, t, d := s[0], s[1], s[2]
-	y := op.alloc(dt, tensor.Shape{b, t - 1, d})
-	if dt == tensor.Float32 {
-		dropFirst(sl[float32](in[0]), sl[float32](y), b, t, d)
-	} else {
-		dropFirst(sl[float64](in[0]), sl[float64](y), b, t, d)
-	}
+	y := zeroed[T](op.base, tensor.Shape{b, t - 1, d})
+	dropFirst(sl[T](in[0]), sl[T](y), b, t, d)
 	return y, nil
 }
 
-func dropFirst[T Float](x, y []T, b, t, d int) {
+func dropFirst[T float](x, y []T, b, t, d int) {
 	for bi := 0; bi < b; bi++ {
 		copy(y[bi*(t-1)*d:(bi+1)*(t-1)*d], x[(bi*t+1)*d:(bi+1)*t*d])
 	}
@@ -125,11 +116,9 @@ type sumBatch struct {
 	first bool
 }
 
-func (op sumBatch) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+func (op sumBatch) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, op.outShape) }
+
+func (op sumBatch) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	if op.first {
 		return tensor.Shape{1, 1, s[0][2]}, nil
 	}
@@ -137,26 +126,22 @@ func (op sumBatch) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op sumBatch) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, sumBatchDo[float32], sumBatchDo[float64])
+}
+
+func sumBatchDo[T float](op sumBatch, in []*tensor.Dense) (G.Value, error) {
 	s := in[0].Shape()
 	b, t, d := s[0], s[1], s[2]
 	if op.first {
 		t = 1
 	}
-	y := op.alloc(dt, tensor.Shape{1, t, d})
-	if dt == tensor.Float32 {
-		sumOverBatch(sl[float32](in[0]), sl[float32](y), b, s[1]*d, t*d)
-	} else {
-		sumOverBatch(sl[float64](in[0]), sl[float64](y), b, s[1]*d, t*d)
-	}
+	y := zeroed[T](op.base, tensor.Shape{1, t, d})
+	sumOverBatch(sl[T](in[0]), sl[T](y), b, s[1]*d, t*d)
 	return y, nil
 }
 
 // sumOverBatch adds the first n elements of each of b blocks of size stride.
-func sumOverBatch[T Float](x, y []T, b, stride, n int) {
+func sumOverBatch[T float](x, y []T, b, stride, n int) {
 	for bi := 0; bi < b; bi++ {
 		for j, v := range x[bi*stride : bi*stride+n] {
 			y[j] += v
@@ -164,14 +149,29 @@ func sumOverBatch[T Float](x, y []T, b, stride, n int) {
 	}
 }
 
-// Pool reduces tokens (B, T, D) to one vector per image (B, D): the class
-// token (row 0) when mean is false, else the mean of the patch tokens
-// (rows 1..T−1), as timm's global_pool="avg".
-func Pool(x *G.Node, mean bool) (*G.Node, error) {
+// Pooling selects what Pool reduces the tokens of an image to.
+type Pooling uint8
+
+const (
+	// PoolClassToken takes the class token (row 0), as the paper does.
+	PoolClassToken Pooling = iota
+	// PoolMean averages the patch tokens (rows 1..T−1), as timm's
+	// global_pool="avg".
+	PoolMean
+)
+
+// Pool reduces tokens (B, T, D) to one vector per image (B, D), as pooling
+// says. The backward pass spreads the gradient back over the tokens it was
+// pooled from.
+func Pool(x *G.Node, pooling Pooling) (*G.Node, error) {
 	if x.Dims() != 3 {
 		return nil, errors.Errorf("ops.Pool: want tokens (B, T, D), got %v", x.Shape())
 	}
-	return G.ApplyOp(poolOp{base{out: new(outSlot), name: fmt.Sprintf("Pool(mean=%t)", mean), ranks: []int{3, 2}}, mean}, x)
+	if pooling != PoolClassToken && pooling != PoolMean {
+		return nil, errors.Errorf("ops.Pool: invalid Pooling %d", pooling)
+	}
+	mean := pooling == PoolMean
+	return G.ApplyOp(poolOp{newBase(fmt.Sprintf("Pool(mean=%t)", mean), 3, 2), mean}, x)
 }
 
 type poolOp struct {
@@ -179,11 +179,9 @@ type poolOp struct {
 	mean bool
 }
 
-func (op poolOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+func (op poolOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, op.outShape) }
+
+func (op poolOp) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	if s[0].Dims() != 3 || (op.mean && s[0][1] < 2) {
 		return nil, errors.Errorf("ops.Pool: want tokens (B, T, D) with a class token and patches, got %v", s[0])
 	}
@@ -191,21 +189,17 @@ func (op poolOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op poolOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, poolDo[float32], poolDo[float64])
+}
+
+func poolDo[T float](op poolOp, in []*tensor.Dense) (G.Value, error) {
 	s := in[0].Shape()
-	y := op.alloc(dt, tensor.Shape{s[0], s[2]})
-	if dt == tensor.Float32 {
-		poolFwd(sl[float32](in[0]), sl[float32](y), s[0], s[1], s[2], op.mean)
-	} else {
-		poolFwd(sl[float64](in[0]), sl[float64](y), s[0], s[1], s[2], op.mean)
-	}
+	y := zeroed[T](op.base, tensor.Shape{s[0], s[2]})
+	poolFwd(sl[T](in[0]), sl[T](y), s[0], s[1], s[2], op.mean)
 	return y, nil
 }
 
-func poolFwd[T Float](x, y []T, b, t, d int, mean bool) {
+func poolFwd[T float](x, y []T, b, t, d int, mean bool) {
 	for bi := 0; bi < b; bi++ {
 		out := y[bi*d : (bi+1)*d]
 		if !mean {
@@ -228,11 +222,7 @@ func (op poolOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op poolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	s := inputs[0].Shape()
-	d, err := G.ApplyOp(unpoolOp{base{out: new(outSlot), name: fmt.Sprintf("PoolGrad(mean=%t,%v)", op.mean, s), ranks: []int{2, 3}}, op.mean, s[1]}, grad)
-	if err != nil {
-		return nil, errors.Wrap(err, "ops.Pool backward")
-	}
-	return G.Nodes{d}, nil
+	return oneGrad("ops.Pool backward", unpoolOp{newBase(fmt.Sprintf("PoolGrad(mean=%t,%v)", op.mean, s), 2, 3), op.mean, s[1]}, grad)
 }
 
 // unpoolOp spreads (B, D) back over the tokens it was pooled from.
@@ -242,30 +232,24 @@ type unpoolOp struct {
 	t    int
 }
 
-func (op unpoolOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds)
-	if err != nil {
-		return nil, err
-	}
+func (op unpoolOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, op.outShape) }
+
+func (op unpoolOp) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	return tensor.Shape{s[0][0], op.t, s[0][1]}, nil
 }
 
 func (op unpoolOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
+	return run(op, vs, unpoolDo[float32], unpoolDo[float64])
+}
+
+func unpoolDo[T float](op unpoolOp, in []*tensor.Dense) (G.Value, error) {
 	s := in[0].Shape()
-	y := op.alloc(dt, tensor.Shape{s[0], op.t, s[1]})
-	if dt == tensor.Float32 {
-		poolBwd(sl[float32](in[0]), sl[float32](y), s[0], op.t, s[1], op.mean)
-	} else {
-		poolBwd(sl[float64](in[0]), sl[float64](y), s[0], op.t, s[1], op.mean)
-	}
+	y := zeroed[T](op.base, tensor.Shape{s[0], op.t, s[1]})
+	poolBwd(sl[T](in[0]), sl[T](y), s[0], op.t, s[1], op.mean)
 	return y, nil
 }
 
-func poolBwd[T Float](dy, dx []T, b, t, d int, mean bool) {
+func poolBwd[T float](dy, dx []T, b, t, d int, mean bool) {
 	for bi := 0; bi < b; bi++ {
 		g := dy[bi*d : (bi+1)*d]
 		if !mean {

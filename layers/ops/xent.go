@@ -16,7 +16,7 @@ func CrossEntropy(logits, target *G.Node) (*G.Node, error) {
 	if logits.Dims() != 2 || !logits.Shape().Eq(target.Shape()) {
 		return nil, errors.Errorf("ops.CrossEntropy: want logits and targets of one shape (B, K), got %v and %v", logits.Shape(), target.Shape())
 	}
-	return G.ApplyOp(xentOp{base{out: new(outSlot), name: "CrossEntropy", ranks: []int{2, 2, 0}}}, logits, target)
+	return G.ApplyOp(xentOp{newBase("CrossEntropy", 2, 2, 0)}, logits, target)
 }
 
 type xentOp struct{ base }
@@ -24,22 +24,16 @@ type xentOp struct{ base }
 func (op xentOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return tensor.ScalarShape(), nil }
 
 func (op xentOp) Do(vs ...G.Value) (G.Value, error) {
-	in, dt, err := values(op.name, vs)
-	if err != nil {
-		return nil, err
-	}
-	var loss float64
-	if dt == tensor.Float32 {
-		loss = xentFwd(sl[float32](in[0]), sl[float32](in[1]), in[0].Shape()[1], nil)
-	} else {
-		loss = xentFwd(sl[float64](in[0]), sl[float64](in[1]), in[0].Shape()[1], nil)
-	}
-	return newScalar(dt, loss)
+	return run(op, vs, xentDo[float32], xentDo[float64])
+}
+
+func xentDo[T float](op xentOp, in []*tensor.Dense) (G.Value, error) {
+	return newScalar(dtypeOf[T](), xentFwd(sl[T](in[0]), sl[T](in[1]), in[0].Shape()[1], nil))
 }
 
 // xentFwd returns the mean loss; if grad is non-nil it also receives
 // scale·(softmax·Σt − t) per element, the gradient of the mean loss times scale.
-func xentFwd[T Float](z, t []T, k int, grad []T, scale ...float64) float64 {
+func xentFwd[T float](z, t []T, k int, grad []T, scale ...float64) float64 {
 	b := len(z) / k
 	var loss float64
 	for r := 0; r < b; r++ {
@@ -70,9 +64,9 @@ func xentFwd[T Float](z, t []T, k int, grad []T, scale ...float64) float64 {
 func (op xentOp) DiffWRT(n int) []bool { return []bool{true, false} }
 
 func (op xentOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	d, err := G.ApplyOp(xentGrad{base{out: new(outSlot), name: "CrossEntropyGrad", ranks: []int{2, 2, 0, 2}}}, inputs[0], inputs[1], grad)
+	d, err := gradNode("ops.CrossEntropy backward", xentGrad{newBase("CrossEntropyGrad", 2, 2, 0, 2)}, inputs[0], inputs[1], grad)
 	if err != nil {
-		return nil, errors.Wrap(err, "ops.CrossEntropy backward")
+		return nil, err
 	}
 	return G.Nodes{d, nil}, nil
 }
@@ -81,11 +75,7 @@ func (op xentOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 type xentGrad struct{ base }
 
 func (op xentGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
-	s, err := shapes(ds[:1])
-	if err != nil {
-		return nil, err
-	}
-	return s[0].Clone(), nil
+	return infer(ds[:1], likeFirst)
 }
 
 func (op xentGrad) Do(vs ...G.Value) (G.Value, error) {
@@ -93,16 +83,17 @@ func (op xentGrad) Do(vs ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, errors.Wrap(err, op.name)
 	}
-	in, dt, err := values(op.name, vs[:2])
-	if err != nil {
-		return nil, err
-	}
-	d := op.alloc(dt, in[0].Shape())
-	k := in[0].Shape()[1]
-	if dt == tensor.Float32 {
-		xentFwd(sl[float32](in[0]), sl[float32](in[1]), k, sl[float32](d), g)
-	} else {
-		xentFwd(sl[float64](in[0]), sl[float64](in[1]), k, sl[float64](d), g)
-	}
+	return run(xentGradRun{op, g}, vs[:2], xentGradDo[float32], xentGradDo[float64])
+}
+
+// xentGradRun is xentGrad with the value of dL in one run.
+type xentGradRun struct {
+	xentGrad
+	dL float64
+}
+
+func xentGradDo[T float](op xentGradRun, in []*tensor.Dense) (G.Value, error) {
+	d := zeroed[T](op.base, in[0].Shape())
+	xentFwd(sl[T](in[0]), sl[T](in[1]), in[0].Shape()[1], sl[T](d), op.dL)
 	return d, nil
 }
