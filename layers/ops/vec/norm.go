@@ -5,8 +5,8 @@ import "math"
 // Row kernels of LayerNorm in float32 (sums in eight float32 lanes with the
 // assembly, one float32 accumulator in the pure-Go code).
 
-// Moments returns the mean and the (biased) variance of x, in two passes.
-func Moments(x []float32) (mean, variance float32) {
+// moments returns the mean and the (biased) variance of x, in two passes.
+func moments(x []float32) (mean, variance float32) {
 	n := len(x)
 	if n == 0 {
 		return 0, 0
@@ -36,12 +36,12 @@ func Moments(x []float32) (mean, variance float32) {
 // MeanRStd returns the mean of x and 1/√(variance+eps): LayerNorm's row
 // statistics.
 func MeanRStd(x []float32, eps float32) (mean, rstd float32) {
-	m, v := Moments(x)
-	return m, RStd(v, eps)
+	m, v := moments(x)
+	return m, invStd(v, eps)
 }
 
-// RStd returns 1/√(variance+eps).
-func RStd(variance, eps float32) float32 {
+// invStd returns 1/√(variance+eps).
+func invStd(variance, eps float32) float32 {
 	return float32(1 / math.Sqrt(float64(variance)+float64(eps)))
 }
 

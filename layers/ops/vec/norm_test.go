@@ -23,11 +23,11 @@ func checkNorm(t *testing.T) {
 			vr += (float64(v) - mean) * (float64(v) - mean)
 		}
 		vr /= float64(n)
-		m, v := Moments(x)
+		m, v := moments(x)
 		if math.Abs(float64(m)-mean) > 2e-6*math.Abs(mean) || math.Abs(float64(v)-vr) > 1e-5*vr+1e-6 {
-			t.Fatalf("n=%d: Moments = %g, %g; want %g, %g", n, m, v, mean, vr)
+			t.Fatalf("n=%d: moments = %g, %g; want %g, %g", n, m, v, mean, vr)
 		}
-		s := RStd(v, 1e-6)
+		s := invStd(v, 1e-6)
 		y := make([]float32, n+1)
 		y[n] = 99
 		NormAffine(y[:n], x, g, b, m, s)

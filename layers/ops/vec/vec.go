@@ -5,8 +5,13 @@
 // gradients and residual adds. On amd64 with AVX2 and FMA they run eight
 // lanes at a time in assembly (vec_amd64.s, written by gen_vec.py); the
 // pure-Go code computes the same formulas one element at a time and is used
-// elsewhere. Exp and ExpShiftSum expose the exponential the softmax and
-// GELU kernels inline, so that its accuracy is tested on its own.
+// elsewhere. The package's tests check the exponential that the softmax
+// and GELU kernels inline on its own (exp, expShifted).
+//
+// The kernels, by caller: SoftmaxRows and SoftmaxBackwardRows (attention),
+// GELU and GELUGrad (the MLP), MeanRStd, NormAffine, LNBackwardSums, LNBackwardOut
+// and AccXhatDy (LayerNorm), AddTo (bias and scale gradients) and Add
+// (residual connections).
 //
 // Accuracy: e^x within 2 float32 ulps for x in [-87, 88] (inputs beyond are
 // clamped to that range, so e^x never overflows to +Inf and very small
@@ -16,14 +21,14 @@ package vec
 
 import "math"
 
-// Exp sets dst[i] = e^src[i] for every i < len(src).
-func Exp(dst, src []float32) {
-	ExpShiftSum(dst, src, 0)
+// exp sets dst[i] = e^src[i] for every i < len(src).
+func exp(dst, src []float32) {
+	expShifted(dst, src, 0)
 }
 
-// ExpShiftSum sets dst[i] = e^(src[i]−m) for every i < len(src) and returns
+// expShifted sets dst[i] = e^(src[i]−m) for every i < len(src) and returns
 // the sum of the results. dst may be src.
-func ExpShiftSum(dst, src []float32, m float32) float32 {
+func expShifted(dst, src []float32, m float32) float32 {
 	n := len(src)
 	if n == 0 {
 		return 0
@@ -41,13 +46,14 @@ func ExpShiftSum(dst, src []float32, m float32) float32 {
 	return s
 }
 
-// Softmax replaces x by softmax(x), subtracting the largest element first.
-func Softmax(x []float32) {
+// softmax replaces x by softmax(x), subtracting the largest element first.
+func softmax(x []float32) {
 	SoftmaxRows(x, len(x))
 }
 
-// SoftmaxRows applies Softmax to each row of n values of x (len(x) must be
-// a multiple of n).
+// SoftmaxRows replaces each row of n values of x by its softmax,
+// subtracting the row's largest element first (len(x) must be a multiple
+// of n).
 func SoftmaxRows(x []float32, n int) {
 	if len(x) == 0 || n <= 0 {
 		return
@@ -71,7 +77,7 @@ func softmaxGo(x []float32) {
 			m = v
 		}
 	}
-	inv := 1 / ExpShiftSum(x, x, m)
+	inv := 1 / expShifted(x, x, m)
 	for i := range x {
 		x[i] *= inv
 	}

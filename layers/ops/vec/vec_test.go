@@ -29,7 +29,7 @@ func checkExp(t *testing.T) {
 	x := inputs(10007, -87, 88, 1)
 	x = append(x, 0, -0, 1, -1, 0.5, -0.34657359, 0.34657359, 88, -87)
 	y := make([]float32, len(x))
-	ExpShiftSum(y, x, 0)
+	expShifted(y, x, 0)
 	worst := 0.0
 	for i, v := range x {
 		e := math.Exp(float64(v))
@@ -42,7 +42,7 @@ func checkExp(t *testing.T) {
 	}
 	// The sum, over inputs small enough for it not to overflow.
 	xs := inputs(1000, -60, 60, 2)
-	sum := ExpShiftSum(make([]float32, len(xs)), xs, 0)
+	sum := expShifted(make([]float32, len(xs)), xs, 0)
 	var want float64
 	for _, v := range xs {
 		want += math.Exp(float64(v))
@@ -55,7 +55,7 @@ func checkExp(t *testing.T) {
 		src := inputs(n, -10, 10, int64(n))
 		dst := append([]float32(nil), src...)
 		guard := append(dst, 12345) // a value past the end must not change
-		s := ExpShiftSum(guard[:n], guard[:n], 3)
+		s := expShifted(guard[:n], guard[:n], 3)
 		var ref float64
 		for i, v := range src {
 			e := math.Exp(float64(v - 3)) // the shift is a float32 subtraction
@@ -74,7 +74,7 @@ func checkExp(t *testing.T) {
 	// Special values.
 	sp := []float32{float32(math.NaN()), -1000, 1000, float32(math.Inf(-1)), float32(math.Inf(1))}
 	out := make([]float32, len(sp))
-	Exp(out, sp)
+	exp(out, sp)
 	if !math.IsNaN(float64(out[0])) {
 		t.Errorf("e^NaN = %g, want NaN", out[0])
 	}
@@ -146,7 +146,7 @@ func checkSoftmax(t *testing.T) {
 			ref[i] = math.Exp(float64(v) - 1e4)
 			s += ref[i]
 		}
-		Softmax(x)
+		softmax(x)
 		for i := range x {
 			if math.Abs(float64(x[i])-ref[i]/s) > 1e-6 {
 				t.Fatalf("n=%d: softmax[%d] = %g, want %g", n, i, x[i], ref[i]/s)
@@ -163,7 +163,7 @@ func BenchmarkExp(b *testing.B) {
 	x := inputs(4096, -20, 0, 1)
 	y := make([]float32, len(x))
 	for i := 0; i < b.N; i++ {
-		ExpShiftSum(y, x, 0)
+		expShifted(y, x, 0)
 	}
 	b.ReportMetric(float64(b.N*len(x))/b.Elapsed().Seconds()/1e6, "Melem/s")
 }
