@@ -1,10 +1,3 @@
-// Package train trains a ViT on an in-memory dataset with Gorgonia's tape
-// machine: one training graph built once and run every step, a separate
-// inference graph over the same weight tensors for evaluation, AdamW with
-// decoupled weight decay, linear warmup then cosine decay, global-norm
-// clipping and label smoothing. A run is a pure function of its config,
-// seed and data: the same inputs give the same weights bit for bit, and a
-// run resumed from a checkpoint ends where an uninterrupted one does.
 package train
 
 import (
