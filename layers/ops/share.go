@@ -8,19 +8,10 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// Buffer sharing.
-//
-// Every op of this package keeps its output tensor from one run to the
-// next, which makes a training step allocation-free but keeps all of a
-// step's intermediate results allocated at once: the backward pass's
-// gradients, as large as the activations, would all coexist although each
-// is dead a few instructions after it was written. ShareBuffers lets ops
-// whose results are never alive at the same time write into one buffer, as
-// a compiler's register allocator does for values.
-//
-// Liveness follows the order Gorgonia's tape machine runs a graph in (its
-// stable topological sort, reversed), so a shared graph must be run by a
-// tape machine (G.NewTapeMachine) and must not be changed afterwards.
+// Buffer sharing: what it may share and what callers must keep is
+// "Buffer sharing" in the package documentation (doc.go). Liveness follows
+// the order Gorgonia's tape machine runs a graph in: its stable topological
+// sort, reversed.
 
 // shareBuf is one buffer that the outputs of several ops use in turn.
 type shareBuf struct {
