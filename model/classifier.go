@@ -54,7 +54,8 @@ type Classifier struct {
 	topK    int
 	pos     []float32 // the positional embedding, T×D
 
-	pool chan *runner // the graphs not in use
+	pool       chan *runner // the graphs not in use
+	busy, peak atomic.Int32 // graphs in use now, and at most so far
 
 	mu     sync.Mutex
 	closed bool
@@ -167,10 +168,16 @@ func (c *Classifier) acquire() (*runner, error) {
 		c.pool <- r // let other waiters see the closed state too
 		return nil, errors.New("model: the classifier is closed")
 	}
+	b := c.busy.Add(1)
+	for p := c.peak.Load(); b > p && !c.peak.CompareAndSwap(p, b); p = c.peak.Load() {
+	}
 	return r, nil
 }
 
-func (c *Classifier) release(r *runner) { c.pool <- r }
+func (c *Classifier) release(r *runner) {
+	c.busy.Add(-1)
+	c.pool <- r
+}
 
 // Close waits for calls in progress to finish and releases the tape
 // machines. Calls after Close return an error.
@@ -205,9 +212,6 @@ func (c *Classifier) Normalization() preprocess.Normalization { return c.norm.Cl
 // Notes describes the fallbacks LoadClassifier used for metadata the file
 // did not have (empty for a training checkpoint).
 func (c *Classifier) Notes() []string { return append([]string(nil), c.notes...) }
-
-// BatchSize returns the number of images one forward pass takes.
-func (c *Classifier) BatchSize() int { return c.batch }
 
 // PositionalEmbedding returns a copy of the learnt positional embedding,
 // Tokens×Dim row-major, row 0 the class token's, then the patches

@@ -498,3 +498,44 @@ func TestClassifierConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestClassifierFansOut: one call on many images runs its batches on every
+// graph of the pool at once, and gives what one graph gives batch by batch.
+func TestClassifierFansOut(t *testing.T) {
+	path := clsCheckpoint(t, clsModel(t, clsConfig), clsMeta(clsNames, clsNorm))
+	one, err := LoadClassifier(path, WithBatchSize(2), WithWorkers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	three, err := LoadClassifier(path, WithBatchSize(2), WithWorkers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer three.Close()
+	imgs := clsImages(41, 5) // 21 batches, the last one short
+	want, err := one.Classify(imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each graph is held for a whole batch; with 21 batches and 3 graphs
+	// the call keeps all three busy at once (a few tries absorb an
+	// unlucky schedule on a loaded machine).
+	for try := 0; try < 20 && three.peak.Load() < 3; try++ {
+		got, err := three.Classify(imgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if !samePrediction(got[i], want[i]) {
+				t.Fatalf("image %d: %v with 3 graphs, %v with one", i, got[i], want[i])
+			}
+		}
+	}
+	if p := three.peak.Load(); p != 3 {
+		t.Errorf("at most %d of 3 graphs ran at once within one call", p)
+	}
+	if p := one.peak.Load(); p != 1 {
+		t.Errorf("a one-graph classifier had %d graphs busy", p)
+	}
+}

@@ -86,20 +86,6 @@ func (d *Dataset) Convert(ch, size int) (*Dataset, error) {
 	return out, nil
 }
 
-// NumClasses is len(d.Classes).
-func (d *Dataset) NumClasses() int { return len(d.Classes) }
-
-// ClassCounts returns how many images of each class the split holds.
-func (d *Dataset) ClassCounts() []int {
-	c := make([]int, len(d.Classes))
-	for _, l := range d.Labels {
-		if l >= 0 && l < len(c) {
-			c[l]++
-		}
-	}
-	return c
-}
-
 // Options selects and configures a format for Load.
 type Options struct {
 	Format    string // "" = detect from the directory; "cifar10", "cifar100", "idx", "folder"
@@ -139,7 +125,7 @@ func Load(dir string, opt Options) (train, test *Dataset, format string, err err
 	}
 	format = strings.ToLower(strings.TrimSpace(opt.Format))
 	if format == "" {
-		if format, err = Detect(dir); err != nil {
+		if format, err = detect(dir); err != nil {
 			return nil, nil, "", err
 		}
 	}
@@ -162,9 +148,9 @@ func Load(dir string, opt Options) (train, test *Dataset, format string, err err
 	return train, test, format, nil
 }
 
-// Detect names the format of the dataset stored in dir (see Load), or returns
+// detect names the format of the dataset stored in dir (see Load), or returns
 // an error that lists what it looked for.
-func Detect(dir string) (string, error) {
+func detect(dir string) (string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "", errors.Wrapf(err, "data: reading dataset directory %s", dir)
