@@ -25,35 +25,59 @@ import (
 // Gorgonia adds the two qkv gradients (q/k slots from the first op, v slots
 // from the second) by itself.
 
-// attnDims validates a qkv shape for the given number of heads and returns
-// B, N, D and Dh.
-func attnDims(op string, qkv tensor.Shape, heads int) (b, n, d, dh int, err error) {
+// attnBase is what every attention op is made of: base and the number of
+// heads, its only parameter.
+type attnBase struct {
+	base
+	heads int
+}
+
+// newAttn returns the attnBase of an op named kind(heads=H), as newBase.
+func newAttn(kind string, heads int, ranks ...int) attnBase {
+	return attnBase{newBase(fmt.Sprintf("%s(heads=%d)", kind, heads), ranks...), heads}
+}
+
+// dims validates a qkv shape for the op's number of heads and returns B, N
+// and D.
+func (a attnBase) dims(qkv tensor.Shape) (b, n, d int, err error) {
+	op, heads := "ops."+a.name, a.heads
 	if heads <= 0 {
-		return 0, 0, 0, 0, errors.Errorf("%s: heads must be positive, got %d", op, heads)
+		return 0, 0, 0, errors.Errorf("%s: heads must be positive, got %d", op, heads)
 	}
 	if qkv.Dims() != 3 {
-		return 0, 0, 0, 0, errors.Errorf("%s: qkv must be (B, N, 3·D), got shape %v", op, qkv)
+		return 0, 0, 0, errors.Errorf("%s: qkv must be (B, N, 3·D), got shape %v", op, qkv)
 	}
 	b, n, f := qkv[0], qkv[1], qkv[2]
 	if f%3 != 0 || f == 0 {
-		return 0, 0, 0, 0, errors.Errorf("%s: qkv last axis must be 3·D with D > 0, got %d (shape %v)", op, f, qkv)
+		return 0, 0, 0, errors.Errorf("%s: qkv last axis must be 3·D with D > 0, got %d (shape %v)", op, f, qkv)
 	}
 	d = f / 3
 	if d%heads != 0 {
-		return 0, 0, 0, 0, errors.Errorf("%s: D = %d (qkv shape %v) is not divisible by %d heads", op, d, qkv, heads)
+		return 0, 0, 0, errors.Errorf("%s: D = %d (qkv shape %v) is not divisible by %d heads", op, d, qkv, heads)
 	}
-	return b, n, d, d / heads, nil
+	return b, n, d, nil
 }
 
 // checkProbs checks that p has the shape (B, H, N, N) that qkv implies.
-func checkProbs(op string, p, qkv tensor.Shape, heads int) error {
-	b, n, _, _, err := attnDims(op, qkv, heads)
+func (a attnBase) checkProbs(p, qkv tensor.Shape) error {
+	b, n, _, err := a.dims(qkv)
 	if err != nil {
 		return err
 	}
-	want := tensor.Shape{b, heads, n, n}
-	if !p.Eq(want) {
-		return errors.Errorf("%s: probabilities must have shape %v for qkv %v and %d heads, got %v", op, want, qkv, heads, p)
+	if want := (tensor.Shape{b, a.heads, n, n}); !p.Eq(want) {
+		return errors.Errorf("ops.%s: probabilities must have shape %v for qkv %v and %d heads, got %v", a.name, want, qkv, a.heads, p)
+	}
+	return nil
+}
+
+// checkOut checks that o has the shape (B, N, D) that qkv implies.
+func (a attnBase) checkOut(o, qkv tensor.Shape) error {
+	b, n, d, err := a.dims(qkv)
+	if err != nil {
+		return err
+	}
+	if want := (tensor.Shape{b, n, d}); !o.Eq(want) {
+		return errors.Errorf("ops.%s: output gradient must have shape %v for qkv %v, got %v", a.name, want, qkv, o)
 	}
 	return nil
 }
@@ -62,21 +86,21 @@ func checkProbs(op string, p, qkv tensor.Shape, heads int) error {
 // of Q_bh·K_bhᵀ/√Dh, for the fused projection qkv (B, N, 3·D). The softmax
 // is stable per row (each row subtracts its own maximum).
 func AttentionProbs(qkv *G.Node, heads int) (*G.Node, error) {
-	name := fmt.Sprintf("AttentionProbs(heads=%d)", heads)
-	if _, _, _, _, err := attnDims("ops."+name, qkv.Shape(), heads); err != nil {
+	op := attnProbsOp{newAttn("AttentionProbs", heads, 3, 4)}
+	if _, _, _, err := op.dims(qkv.Shape()); err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(attnProbsOp{newBase(name, 3, 4), heads}, qkv)
+	return G.ApplyOp(op, qkv)
 }
 
 // AttentionApply returns O (B, N, D), O[b, :, h·Dh:(h+1)·Dh] = P[b,h]·V_bh,
 // for probabilities p (B, H, N, N) and the fused projection qkv (B, N, 3·D).
 func AttentionApply(p, qkv *G.Node, heads int) (*G.Node, error) {
-	name := fmt.Sprintf("AttentionApply(heads=%d)", heads)
-	if err := checkProbs("ops."+name, p.Shape(), qkv.Shape(), heads); err != nil {
+	op := attnApplyOp{newAttn("AttentionApply", heads, 4, 3, 3), false}
+	if err := op.checkProbs(p.Shape(), qkv.Shape()); err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(attnApplyOp{newBase(name, 4, 3, 3), heads, false}, p, qkv)
+	return G.ApplyOp(op, p, qkv)
 }
 
 // Attention returns both P = AttentionProbs(qkv, heads) and O, computed as
@@ -92,25 +116,22 @@ func Attention(qkv *G.Node, heads int) (probs, out *G.Node, err error) {
 	if probs, err = AttentionProbs(qkv, heads); err != nil {
 		return nil, nil, err
 	}
-	name := fmt.Sprintf("AttentionApply(heads=%d,fused)", heads)
-	out, err = G.ApplyOp(attnApplyOp{newBase(name, 4, 3, 3), heads, true}, probs, qkv)
+	op := attnApplyOp{attnBase{newBase(fmt.Sprintf("AttentionApply(heads=%d,fused)", heads), 4, 3, 3), heads}, true}
+	out, err = G.ApplyOp(op, probs, qkv)
 	return probs, out, err
 }
 
 // ---------------------------------------------------------------- probs
 
 // attnProbsOp: qkv (B,N,3D) → P (B,H,N,N).
-type attnProbsOp struct {
-	base
-	heads int
-}
+type attnProbsOp struct{ attnBase }
 
 func (op attnProbsOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return infer(ds, op.outShape)
 }
 
 func (op attnProbsOp) outShape(s []tensor.Shape) (tensor.Shape, error) {
-	b, n, _, _, err := attnDims("ops."+op.name, s[0], op.heads)
+	b, n, _, err := op.dims(s[0])
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +144,7 @@ func (op attnProbsOp) Do(vs ...G.Value) (G.Value, error) {
 
 func attnProbsDo[T float](op attnProbsOp, in []*tensor.Dense) (G.Value, error) {
 	qkv := in[0]
-	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
+	b, n, d, err := op.dims(qkv.Shape())
 	if err != nil {
 		return nil, err
 	}
@@ -199,17 +220,14 @@ func softmaxRow[T float](x []T) {
 func (op attnProbsOp) DiffWRT(n int) []bool { return allDiff(n) }
 
 func (op attnProbsOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	g := attnProbsGrad{newBase(fmt.Sprintf("AttentionProbsGrad(heads=%d)", op.heads), 3, 4, 4, 3), op.heads}
+	g := attnProbsGrad{newAttn("AttentionProbsGrad", op.heads, 3, 4, 4, 3)}
 	return oneGrad("ops.AttentionProbs backward", g, inputs[0], output, grad)
 }
 
 // attnProbsGrad: qkv (B,N,3D), P (B,H,N,N), dP (B,H,N,N) → dqkv (B,N,3D)
 // with dS = P ⊙ (dP − rowsum(dP ⊙ P)), dQ = scale·dS·K, dK = scale·dSᵀ·Q in
 // the q and k slots and zeros in the v slots.
-type attnProbsGrad struct {
-	base
-	heads int
-}
+type attnProbsGrad struct{ attnBase }
 
 func (op attnProbsGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return infer(ds, op.outShape)
@@ -217,7 +235,7 @@ func (op attnProbsGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 
 func (op attnProbsGrad) outShape(s []tensor.Shape) (tensor.Shape, error) {
 	for _, i := range []int{1, 2} {
-		if err := checkProbs("ops."+op.name, s[i], s[0], op.heads); err != nil {
+		if err := op.checkProbs(s[i], s[0]); err != nil {
 			return nil, err
 		}
 	}
@@ -230,7 +248,7 @@ func (op attnProbsGrad) Do(vs ...G.Value) (G.Value, error) {
 
 func attnProbsGradDo[T float](op attnProbsGrad, in []*tensor.Dense) (G.Value, error) {
 	qkv, p, dp := in[0], in[1], in[2]
-	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
+	b, n, d, err := op.dims(qkv.Shape())
 	if err != nil {
 		return nil, err
 	}
@@ -266,8 +284,7 @@ func attnProbsBwd[T float](qkv, p, dp, dqkv []T, b, n, d, heads int) {
 // the output of AttentionProbs(qkv) and the backward pass treats O as a
 // function of qkv alone (see Attention).
 type attnApplyOp struct {
-	base
-	heads int
+	attnBase
 	fused bool
 }
 
@@ -276,7 +293,7 @@ func (op attnApplyOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op attnApplyOp) outShape(s []tensor.Shape) (tensor.Shape, error) {
-	if err := checkProbs("ops."+op.name, s[0], s[1], op.heads); err != nil {
+	if err := op.checkProbs(s[0], s[1]); err != nil {
 		return nil, err
 	}
 	return tensor.Shape{s[1][0], s[1][1], s[1][2] / 3}, nil
@@ -288,7 +305,7 @@ func (op attnApplyOp) Do(vs ...G.Value) (G.Value, error) {
 
 func attnApplyDo[T float](op attnApplyOp, in []*tensor.Dense) (G.Value, error) {
 	p, qkv := in[0], in[1]
-	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
+	b, n, d, err := op.dims(qkv.Shape())
 	if err != nil {
 		return nil, err
 	}
@@ -319,19 +336,19 @@ func (op attnApplyOp) DiffWRT(n int) []bool {
 func (op attnApplyOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	p, qkv := inputs[0], inputs[1]
 	if op.fused {
-		g := attnGrad{newBase(fmt.Sprintf("AttentionGrad(heads=%d)", op.heads), 3, 4, 3, 3), op.heads}
+		g := attnGrad{newAttn("AttentionGrad", op.heads, 3, 4, 3, 3)}
 		dqkv, err := gradNode("ops.Attention backward", g, qkv, p, grad)
 		if err != nil {
 			return nil, err
 		}
 		return G.Nodes{nil, dqkv}, nil
 	}
-	gp := attnApplyGradP{newBase(fmt.Sprintf("AttentionApplyGradP(heads=%d)", op.heads), 3, 3, 4), op.heads}
+	gp := attnApplyGradP{newAttn("AttentionApplyGradP", op.heads, 3, 3, 4)}
 	dp, err := gradNode("ops.AttentionApply backward (probabilities)", gp, grad, qkv)
 	if err != nil {
 		return nil, err
 	}
-	gv := attnApplyGradV{newBase(fmt.Sprintf("AttentionApplyGradV(heads=%d)", op.heads), 4, 3, 3), op.heads}
+	gv := attnApplyGradV{newAttn("AttentionApplyGradV", op.heads, 4, 3, 3)}
 	dqkv, err := gradNode("ops.AttentionApply backward (qkv)", gv, p, grad)
 	if err != nil {
 		return nil, err
@@ -339,30 +356,15 @@ func (op attnApplyOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, er
 	return G.Nodes{dp, dqkv}, nil
 }
 
-// checkOut checks that o has the shape (B, N, D) that qkv implies.
-func checkOut(op string, o, qkv tensor.Shape, heads int) error {
-	b, n, d, _, err := attnDims(op, qkv, heads)
-	if err != nil {
-		return err
-	}
-	if want := (tensor.Shape{b, n, d}); !o.Eq(want) {
-		return errors.Errorf("%s: output gradient must have shape %v for qkv %v, got %v", op, want, qkv, o)
-	}
-	return nil
-}
-
 // attnApplyGradP: dO (B,N,D), qkv (B,N,3D) → dP (B,H,N,N), dP[b,h] = dO_bh·V_bhᵀ.
-type attnApplyGradP struct {
-	base
-	heads int
-}
+type attnApplyGradP struct{ attnBase }
 
 func (op attnApplyGradP) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return infer(ds, op.outShape)
 }
 
 func (op attnApplyGradP) outShape(s []tensor.Shape) (tensor.Shape, error) {
-	if err := checkOut("ops."+op.name, s[0], s[1], op.heads); err != nil {
+	if err := op.checkOut(s[0], s[1]); err != nil {
 		return nil, err
 	}
 	return tensor.Shape{s[1][0], op.heads, s[1][1], s[1][1]}, nil
@@ -374,7 +376,7 @@ func (op attnApplyGradP) Do(vs ...G.Value) (G.Value, error) {
 
 func attnApplyGradPDo[T float](op attnApplyGradP, in []*tensor.Dense) (G.Value, error) {
 	do, qkv := in[0], in[1]
-	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
+	b, n, d, err := op.dims(qkv.Shape())
 	if err != nil {
 		return nil, err
 	}
@@ -396,10 +398,7 @@ func attnGradP[T float](do, qkv, dp []T, b, n, d, heads int) {
 
 // attnApplyGradV: P (B,H,N,N), dO (B,N,D) → dqkv (B,N,3D) with
 // dV_bh = P[b,h]ᵀ·dO_bh in the v slots and zeros in the q and k slots.
-type attnApplyGradV struct {
-	base
-	heads int
-}
+type attnApplyGradV struct{ attnBase }
 
 func (op attnApplyGradV) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
 	return infer(ds, op.outShape)
@@ -411,7 +410,7 @@ func (op attnApplyGradV) outShape(s []tensor.Shape) (tensor.Shape, error) {
 		return nil, errors.Errorf("ops.%s: output gradient must be (B, N, D), got %v", op.name, o)
 	}
 	qkv := tensor.Shape{o[0], o[1], 3 * o[2]}
-	if err := checkProbs("ops."+op.name, p, qkv, op.heads); err != nil {
+	if err := op.checkProbs(p, qkv); err != nil {
 		return nil, err
 	}
 	return qkv, nil
@@ -445,18 +444,15 @@ func attnGradV[T float](p, do, dqkv []T, b, n, d, heads int) {
 
 // attnGrad: qkv (B,N,3D), P (B,H,N,N), dO (B,N,D) → dqkv (B,N,3D), the whole
 // gradient of O = softmax(Q·Kᵀ·scale)·V with respect to qkv.
-type attnGrad struct {
-	base
-	heads int
-}
+type attnGrad struct{ attnBase }
 
 func (op attnGrad) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, op.outShape) }
 
 func (op attnGrad) outShape(s []tensor.Shape) (tensor.Shape, error) {
-	if err := checkProbs("ops."+op.name, s[1], s[0], op.heads); err != nil {
+	if err := op.checkProbs(s[1], s[0]); err != nil {
 		return nil, err
 	}
-	if err := checkOut("ops."+op.name, s[2], s[0], op.heads); err != nil {
+	if err := op.checkOut(s[2], s[0]); err != nil {
 		return nil, err
 	}
 	return s[0].Clone(), nil
@@ -468,7 +464,7 @@ func (op attnGrad) Do(vs ...G.Value) (G.Value, error) {
 
 func attnGradDo[T float](op attnGrad, in []*tensor.Dense) (G.Value, error) {
 	qkv, p, do := in[0], in[1], in[2]
-	b, n, d, _, err := attnDims(op.name, qkv.Shape(), op.heads)
+	b, n, d, err := op.dims(qkv.Shape())
 	if err != nil {
 		return nil, err
 	}

@@ -344,13 +344,13 @@ func TestAttentionBadShapes(t *testing.T) {
 	}
 	// InferShape itself (reached when a graph is built another way) also
 	// rejects bad shapes with an error.
-	op := attnApplyOp{base{name: "AttentionApply(heads=2)", ranks: []int{4, 3, 3}}, 2, false}
+	op := attnApplyOp{newAttn("AttentionApply", 2, 4, 3, 3), false}
 	if _, err := op.InferShape(tensor.Shape{2, 2, 5, 4}, tensor.Shape{2, 5, 18}); err == nil {
 		t.Errorf("InferShape accepted P (2,2,5,4) for qkv (2,5,18)")
 	} else {
 		t.Logf("InferShape error: %v", err)
 	}
-	pop := attnProbsOp{base{name: "AttentionProbs(heads=2)", ranks: []int{3, 4}}, 2}
+	pop := attnProbsOp{newAttn("AttentionProbs", 2, 3, 4)}
 	if _, err := pop.InferShape(tensor.Shape{2, 5, 16}); err == nil {
 		t.Errorf("InferShape accepted qkv (2,5,16)")
 	}

@@ -24,19 +24,36 @@ func LayerNorm(x, gamma, beta *G.Node, eps float64) (*G.Node, error) {
 	if r < 1 {
 		return nil, errors.Errorf("ops.LayerNorm: want a tensor, got shape %v", x.Shape())
 	}
-	return G.ApplyOp(layerNormOp{newBase(fmt.Sprintf("LayerNorm(r%d,eps=%g)", r, eps), r, 1, 1, r), eps, new(lnStats)}, x, gamma, beta)
+	return G.ApplyOp(layerNormOp{newLN("LayerNorm", r, eps, new(lnStats), r, 1, 1, r)}, x, gamma, beta)
 }
 
-type layerNormOp struct {
+type layerNormOp struct{ lnBase }
+
+// lnBase is what LayerNorm and its backward ops are made of: base, the
+// epsilon and the statistics the forward pass keeps for the backward ones.
+type lnBase struct {
 	base
 	eps float64
 	st  *lnStats
 }
 
+// newLN returns the lnBase of an op named kind(r<rank>,eps=<eps>).
+func newLN(kind string, rank int, eps float64, st *lnStats, ranks ...int) lnBase {
+	return lnBase{newBase(fmt.Sprintf("%s(r%d,eps=%g)", kind, rank, eps), ranks...), eps, st}
+}
+
+// lnRows runs a row kernel of LayerNorm, k(st, x, gamma, in[2], out, eps),
+// into an output shaped like x.
+func lnRows[T float](op lnBase, in []*tensor.Dense, k func(st *lnStats, x, gamma, z, out []T, eps float64)) (G.Value, error) {
+	y := output[T](op.base, in[0].Shape())
+	k(op.st, sl[T](in[0]), sl[T](in[1]), sl[T](in[2]), sl[T](y), op.eps)
+	return y, nil
+}
+
 // lnStats holds the row statistics of a float32 forward pass for the
 // backward ops of the same LayerNorm (the float64 kernels ignore it and
-// recompute them). They always run after it in the same
-// run (they need its output's gradient), so the statistics are current.
+// recompute them). The backward ops always run after the forward one in the
+// same run (they need its output's gradient), so the statistics are current.
 type lnStats struct {
 	mean, rstd []float32
 }
@@ -81,9 +98,7 @@ func (op layerNormOp) Do(vs ...G.Value) (G.Value, error) {
 }
 
 func lnDo[T float](op layerNormOp, in []*tensor.Dense) (G.Value, error) {
-	y := output[T](op.base, in[0].Shape())
-	layerNormFwd(op.st, sl[T](in[0]), sl[T](in[1]), sl[T](in[2]), sl[T](y), op.eps)
-	return y, nil
+	return lnRows(op.lnBase, in, layerNormFwd[T])
 }
 
 // rowStats returns the mean and 1/σ of one row, accumulated in float64.
@@ -135,12 +150,12 @@ func (op layerNormOp) DiffWRT(n int) []bool { return allDiff(n) }
 func (op layerNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	x, gamma := inputs[0], inputs[1]
 	r := x.Dims()
-	gx := lnGradX{newBase(fmt.Sprintf("LayerNormGradX(r%d,eps=%g)", r, op.eps), r, 1, r, r), op.eps, op.st}
+	gx := lnGradX{newLN("LayerNormGradX", r, op.eps, op.st, r, 1, r, r)}
 	dx, err := gradNode("ops.LayerNorm backward (input)", gx, x, gamma, grad)
 	if err != nil {
 		return nil, err
 	}
-	gg := lnGradGamma{newBase(fmt.Sprintf("LayerNormGradScale(r%d,eps=%g)", r, op.eps), r, r, 1), op.eps, op.st}
+	gg := lnGradGamma{newLN("LayerNormGradScale", r, op.eps, op.st, r, r, 1)}
 	dg, err := gradNode("ops.LayerNorm backward (scale)", gg, x, grad)
 	if err != nil {
 		return nil, err
@@ -153,11 +168,7 @@ func (op layerNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, er
 }
 
 // lnGradX: (x, gamma, dy) → dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·gamma.
-type lnGradX struct {
-	base
-	eps float64
-	st  *lnStats
-}
+type lnGradX struct{ lnBase }
 
 func (op lnGradX) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, likeFirst) }
 
@@ -166,9 +177,7 @@ func (op lnGradX) Do(vs ...G.Value) (G.Value, error) {
 }
 
 func lnGradXDo[T float](op lnGradX, in []*tensor.Dense) (G.Value, error) {
-	dx := output[T](op.base, in[0].Shape())
-	layerNormBwdX(op.st, sl[T](in[0]), sl[T](in[1]), sl[T](in[2]), sl[T](dx), op.eps)
-	return dx, nil
+	return lnRows(op.lnBase, in, layerNormBwdX[T])
 }
 
 func layerNormBwdX[T float](st *lnStats, x, gamma, dy, dx []T, eps float64) {
@@ -209,11 +218,7 @@ func layerNormBwdX[T float](st *lnStats, x, gamma, dy, dx []T, eps float64) {
 }
 
 // lnGradGamma: (x, dy) → Σ_rows dy·x̂.
-type lnGradGamma struct {
-	base
-	eps float64
-	st  *lnStats
-}
+type lnGradGamma struct{ lnBase }
 
 func (op lnGradGamma) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, lastAxis) }
 
