@@ -255,6 +255,17 @@ func (c *Classifier) Classify(imgs []image.Image) ([]Prediction, error) {
 	return c.ClassifyTensor(x, len(imgs))
 }
 
+// ClassifyPixels classifies n images converted to the model's geometry
+// (Pixels, preprocess.ToCHW) but not normalised: n×C×H×W values in [0,1].
+// x is left as it is; a normalised copy is classified.
+func (c *Classifier) ClassifyPixels(x []float32, n int) ([]Prediction, error) {
+	xn := append([]float32(nil), x...)
+	if err := c.Normalize(xn); err != nil {
+		return nil, err
+	}
+	return c.ClassifyTensor(xn, n)
+}
+
 // ClassifyTensor classifies n images that are already converted and
 // normalised: n×C×H×W values in the model's geometry. The batches run in
 // parallel on every graph of the pool that is free (and on the others as

@@ -59,6 +59,17 @@ func clsMeta(classes []string, norm preprocess.Normalization) map[string]string 
 	return map[string]string{MetaClasses: string(c), MetaNormalization: string(n)}
 }
 
+// mustLoadClassifier loads a classifier that is closed when the test ends.
+func mustLoadClassifier(t *testing.T, path string, opts ...ClassifierOption) *Classifier {
+	t.Helper()
+	c, err := LoadClassifier(path, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
 // clsImages returns images of assorted sizes and colour models.
 func clsImages(n int, seed int64) []image.Image {
 	rng := rand.New(rand.NewSource(seed))
@@ -116,11 +127,7 @@ func referenceProbs(t *testing.T, path string, img image.Image, norm preprocess.
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm := G.NewTapeMachine(g)
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
-		t.Fatal(err)
-	}
+	runGraph(t, g)
 	l := logits.Value().Data().([]float32)
 	p := make([]float64, len(l))
 	var sum float64
@@ -136,11 +143,7 @@ func referenceProbs(t *testing.T, path string, img image.Image, norm preprocess.
 
 func TestClassifierMatchesForward(t *testing.T) {
 	path := clsCheckpoint(t, clsModel(t, clsConfig), clsMeta(clsNames, clsNorm))
-	c, err := LoadClassifier(path, WithBatchSize(4), WithTopK(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := mustLoadClassifier(t, path, WithBatchSize(4), WithTopK(3))
 	if len(c.Notes()) != 0 {
 		t.Errorf("notes %q for a checkpoint with classes and normalisation, expected none", c.Notes())
 	}
@@ -195,11 +198,7 @@ func TestClassifierPlainWeights(t *testing.T) {
 	if err := m.SaveWeights(path); err != nil {
 		t.Fatal(err)
 	}
-	c, err := LoadClassifier(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := mustLoadClassifier(t, path)
 	if got := strings.Join(c.Classes(), ","); got != "0,1,2,3" {
 		t.Errorf("classes %q, expected 0,1,2,3", got)
 	}
@@ -294,11 +293,7 @@ func TestClassifierBadCheckpoints(t *testing.T) {
 	mv := clsModel(t, clsConfig)
 	w := mv.Head.Bias.Value().Data().([]float32)
 	w[1] = float32(math.NaN())
-	c, err := LoadClassifier(clsCheckpoint(t, mv, clsMeta(clsNames, clsNorm)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := mustLoadClassifier(t, clsCheckpoint(t, mv, clsMeta(clsNames, clsNorm)))
 	_, err = c.Classify(clsImages(1, 1))
 	wantModelErr(t, err, "image 0", "finite logits")
 
@@ -314,16 +309,8 @@ func TestClassifierBadCheckpoints(t *testing.T) {
 func TestClassifierConvertsImages(t *testing.T) {
 	gray := clsConfig
 	gray.Channels = 1
-	cGray, err := LoadClassifier(clsCheckpoint(t, clsModel(t, gray), clsMeta(clsNames, preprocess.Normalization{Mean: []float32{0.5}, Std: []float32{0.5}})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cGray.Close()
-	cRGB, err := LoadClassifier(clsCheckpoint(t, clsModel(t, clsConfig), clsMeta(clsNames, clsNorm)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cRGB.Close()
+	cGray := mustLoadClassifier(t, clsCheckpoint(t, clsModel(t, gray), clsMeta(clsNames, preprocess.Normalization{Mean: []float32{0.5}, Std: []float32{0.5}})))
+	cRGB := mustLoadClassifier(t, clsCheckpoint(t, clsModel(t, clsConfig), clsMeta(clsNames, clsNorm)))
 
 	// A colour image of the wrong size into a gray model: BT.601 luma, 8×8.
 	rgb := image.NewNRGBA(image.Rect(0, 0, 24, 16)) // 16×16 centre square, shrunk by 2
@@ -379,11 +366,7 @@ func TestClassifierConvertsImages(t *testing.T) {
 }
 
 func TestClassifierExplain(t *testing.T) {
-	c, err := LoadClassifier(clsCheckpoint(t, clsModel(t, clsConfig), clsMeta(clsNames, clsNorm)), WithBatchSize(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := mustLoadClassifier(t, clsCheckpoint(t, clsModel(t, clsConfig), clsMeta(clsNames, clsNorm)), WithBatchSize(3))
 	img := clsImages(2, 5)[1]
 	ex, err := c.Explain(img)
 	if err != nil {
@@ -454,11 +437,7 @@ func samePrediction(a, b Prediction) bool {
 // TestClassifierConcurrent classifies from many goroutines at once (run it
 // with -race) and expects the serial answers.
 func TestClassifierConcurrent(t *testing.T) {
-	c, err := LoadClassifier(clsCheckpoint(t, clsModel(t, clsConfig), clsMeta(clsNames, clsNorm)), WithBatchSize(2), WithWorkers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := mustLoadClassifier(t, clsCheckpoint(t, clsModel(t, clsConfig), clsMeta(clsNames, clsNorm)), WithBatchSize(2), WithWorkers(3))
 	imgs := clsImages(6, 9)
 	serial := make([]Prediction, len(imgs))
 	for i, img := range imgs {
@@ -503,16 +482,8 @@ func TestClassifierConcurrent(t *testing.T) {
 // graph of the pool at once, and gives what one graph gives batch by batch.
 func TestClassifierFansOut(t *testing.T) {
 	path := clsCheckpoint(t, clsModel(t, clsConfig), clsMeta(clsNames, clsNorm))
-	one, err := LoadClassifier(path, WithBatchSize(2), WithWorkers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer one.Close()
-	three, err := LoadClassifier(path, WithBatchSize(2), WithWorkers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer three.Close()
+	one := mustLoadClassifier(t, path, WithBatchSize(2), WithWorkers(1))
+	three := mustLoadClassifier(t, path, WithBatchSize(2), WithWorkers(3))
 	imgs := clsImages(41, 5) // 21 batches, the last one short
 	want, err := one.Classify(imgs)
 	if err != nil {

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -314,17 +315,7 @@ func concatAxis0(ts []Tensor, names []string) (Tensor, error) {
 	return Tensor{Shape: shape, Data: data}, nil
 }
 
-func sameShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func sameShape(a, b []int) bool { return slices.Equal(a, b) }
 
 // checkTensors compares the tensors found against the expected names and
 // shapes. It returns nil if they agree exactly, and otherwise one error that

@@ -128,15 +128,9 @@ func (c *Classifier) Evaluate(x []float32, labels []int) (*Evaluation, error) {
 			len(x), len(labels), len(labels)*chw, c.cfg.Channels, c.cfg.ImageSize, c.cfg.ImageSize)
 	}
 	ev := NewEvaluation(c.Classes())
-	buf := make([]float32, min(evalChunk, len(labels))*chw)
 	for start := 0; start < len(labels); start += evalChunk {
 		n := min(evalChunk, len(labels)-start)
-		xb := buf[:n*chw]
-		copy(xb, x[start*chw:])
-		if err := c.Normalize(xb); err != nil {
-			return nil, err
-		}
-		preds, err := c.ClassifyTensor(xb, n)
+		preds, err := c.ClassifyPixels(x[start*chw:(start+n)*chw], n)
 		if err != nil {
 			return nil, err
 		}

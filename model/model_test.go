@@ -247,11 +247,7 @@ func TestTwoModelsOneGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm := G.NewTapeMachine(g)
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
-		t.Fatal(err)
-	}
+	runGraph(t, g)
 	if la.Value().Data().([]float32)[0] == lb.Value().Data().([]float32)[0] {
 		t.Error("two differently seeded models gave the same logits")
 	}

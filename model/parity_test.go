@@ -12,6 +12,16 @@ import (
 // parityConfig is the torchvision model of testdata/parity/make_fixtures.py.
 var parityConfig = Config{ImageSize: 16, PatchSize: 4, Channels: 3, Dim: 32, Depth: 2, Heads: 4, MLPDim: 64, NumClasses: 5}
 
+// runGraph runs g once with a tape machine, closed when the test ends.
+func runGraph(t *testing.T, g *G.ExprGraph) {
+	t.Helper()
+	vm := G.NewTapeMachine(g)
+	t.Cleanup(func() { vm.Close() })
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func readFixture(t *testing.T, name string) map[string]Tensor {
 	t.Helper()
 	st, _, err := readSafetensors("../testdata/parity/" + name)
@@ -61,11 +71,7 @@ func runParity(t *testing.T, cfg Config, weights string) map[string]float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vm := G.NewTapeMachine(g)
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
-		t.Fatal(err)
-	}
+	runGraph(t, g)
 	diffs := map[string]float64{
 		"logits":   maxAbsDiff(out.Logits.Value().Data().([]float32), io["logits"].Data),
 		"features": maxAbsDiff(out.Features.Value().Data().([]float32), io["features"].Data),

@@ -53,14 +53,7 @@ func TestOverfit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if err := r.Fit(context.Background(), Hooks{}); err != nil {
-		t.Fatal(err)
-	}
-	ev, err := r.EvaluateOn(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loss, acc := ev.Loss, ev.Accuracy
+	loss, acc := fitAndEvaluate(t, r, d)
 	t.Logf("after %d steps: loss %.4f, accuracy %.3f", r.Step, loss, acc)
 	if acc < 0.99 {
 		t.Fatalf("train accuracy %.3f after %d steps, want ≥ 0.99", acc, r.Step)
@@ -260,14 +253,7 @@ func TestSharedBuffersChangeNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Close()
-		if err := r.Fit(context.Background(), Hooks{}); err != nil {
-			t.Fatal(err)
-		}
-		ev, err := r.EvaluateOn(dt)
-		if err != nil {
-			t.Fatal(err)
-		}
-		loss, acc := ev.Loss, ev.Accuracy
+		loss, acc := fitAndEvaluate(t, r, dt)
 		return weights(r), loss, acc
 	}
 	ws, ls, as := run(true)
@@ -280,4 +266,17 @@ func TestSharedBuffersChangeNothing(t *testing.T) {
 	if ls != ln || as != an {
 		t.Fatalf("evaluation: loss %v accuracy %v with shared buffers, %v %v without", ls, as, ln, an)
 	}
+}
+
+// fitAndEvaluate runs r to the end and evaluates it on d.
+func fitAndEvaluate(t *testing.T, r *Run, d *data.Dataset) (loss, acc float64) {
+	t.Helper()
+	if err := r.Fit(context.Background(), Hooks{}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := r.EvaluateOn(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev.Loss, ev.Accuracy
 }

@@ -58,11 +58,7 @@ func drawAttention(c *model.Classifier, o *options, file string, img image.Image
 	if err != nil {
 		return fmt.Errorf("%s: %v", file, err)
 	}
-	r, err := insight.Rollout(ex.Attention, ex.Heads, ex.Tokens)
-	if err != nil {
-		return err
-	}
-	row, err := insight.ClassRow(r, ex.Tokens)
+	row, err := insight.ClassRollout(ex.Attention, ex.Heads, ex.Tokens)
 	if err != nil {
 		return err
 	}

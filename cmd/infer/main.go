@@ -223,10 +223,7 @@ func classifyFiles(c *model.Classifier, o *options, stdout, stderr io.Writer) (f
 				return failed, err
 			}
 		}
-		if err := c.Normalize(x); err != nil {
-			return failed, err
-		}
-		preds, err := c.ClassifyTensor(x, n)
+		preds, err := c.ClassifyPixels(x, n)
 		if err != nil {
 			return failed, err
 		}

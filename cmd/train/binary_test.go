@@ -86,6 +86,15 @@ func runBin(t *testing.T, bin string, args ...string) (int, string, string) {
 	return code, so.String(), se.String()
 }
 
+// trainTiny runs the tiny training run of tinyRun to out, failing the
+// test (what names the run) unless it succeeds.
+func trainTiny(t *testing.T, bin, out, epochs, what string) {
+	t.Helper()
+	if code, so, se := runBin(t, bin, tinyRun(out, epochs)...); code != 0 {
+		t.Fatalf("%s: exit %d\n%s%s", what, code, so, se)
+	}
+}
+
 // tinyRun are the flags of a fast training run on part of the shipped sample.
 func tinyRun(out string, epochs string) []string {
 	return []string{"-data", "../../testdata/fashion-sample", "-out", out, "-epochs", epochs,
@@ -98,9 +107,7 @@ func TestBinaryMistakes(t *testing.T) {
 	trainBin, inferBin := binaries(t)
 	dir := t.TempDir()
 	ck := filepath.Join(dir, "vit.safetensors")
-	if code, so, se := runBin(t, trainBin, tinyRun(ck, "1")...); code != 0 {
-		t.Fatalf("training the checkpoint for the test: exit %d\n%s%s", code, so, se)
-	}
+	trainTiny(t, trainBin, ck, "1", "training the checkpoint for the test")
 	corrupt := filepath.Join(dir, "corrupt.safetensors")
 	b, _ := os.ReadFile(ck)
 	b[len(b)-3] ^= 0x40
@@ -165,9 +172,7 @@ func TestSIGKILLResume(t *testing.T) {
 	trainBin, _ := binaries(t)
 	dir := t.TempDir()
 	whole := filepath.Join(dir, "whole.safetensors")
-	if code, so, se := runBin(t, trainBin, tinyRun(whole, "2")...); code != 0 {
-		t.Fatalf("uninterrupted run: exit %d\n%s%s", code, so, se)
-	}
+	trainTiny(t, trainBin, whole, "2", "uninterrupted run")
 
 	seed := time.Now().UnixNano()
 	kill := 1 + rand.New(rand.NewSource(seed)).Intn(6) // progress lines come every quarter epoch: 8 in all
@@ -264,9 +269,7 @@ func TestDiskFull(t *testing.T) {
 	trainBin, _ := binaries(t)
 	dir := t.TempDir()
 	ck := filepath.Join(dir, "vit.safetensors")
-	if code, so, se := runBin(t, trainBin, tinyRun(ck, "1")...); code != 0 {
-		t.Fatalf("first run: exit %d\n%s%s", code, so, se)
-	}
+	trainTiny(t, trainBin, ck, "1", "first run")
 	before, err := os.ReadFile(ck)
 	if err != nil {
 		t.Fatal(err)

@@ -112,11 +112,7 @@ func run(ckpt, dir string, n int, thr float64) error {
 			}
 		}
 		uniform += nObj / float64(grid*grid)
-		ro, err := insight.Rollout(ex.Attention, ex.Heads, ex.Tokens)
-		if err != nil {
-			return err
-		}
-		row, err := insight.ClassRow(ro, ex.Tokens)
+		row, err := insight.ClassRollout(ex.Attention, ex.Heads, ex.Tokens)
 		if err != nil {
 			return err
 		}

@@ -193,6 +193,16 @@ func ClassRow(m []float64, tokens int) ([]float64, error) {
 	return row, nil
 }
 
+// ClassRollout is Rollout then ClassRow: the share of the class token's
+// input that comes from each patch, through every block.
+func ClassRollout(att [][]float32, heads, tokens int) ([]float64, error) {
+	r, err := Rollout(att, heads, tokens)
+	if err != nil {
+		return nil, err
+	}
+	return ClassRow(r, tokens)
+}
+
 // ClassAttention returns one block's attention from the class token to the
 // patches, averaged over the heads, without rollout: T−1 values (what the
 // class token takes from each patch in that block alone; the rest of its

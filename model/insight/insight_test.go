@@ -8,22 +8,13 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/vitgo/vit/model/vittest"
 )
 
-func wantErr(t *testing.T, err error, parts ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error, expected one containing %q", parts)
-	}
-	if !strings.HasPrefix(err.Error(), "insight: ") {
-		t.Errorf("error %q does not start with \"insight: \"", err)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("error %q does not contain %q", err, p)
-		}
-	}
-}
+// wantErr fails unless err is non-nil, starts with "insight: " and contains every
+// one of parts.
+var wantErr = vittest.WantErrFrom("insight: ")
 
 // attention builds one block's probabilities (heads×T×T) from a function
 // giving row i's weight on token j for head h (rows normalised here).

@@ -2,6 +2,7 @@ package preprocess
 
 import (
 	"image"
+	"image/color"
 	"math"
 
 	"github.com/pkg/errors"
@@ -112,28 +113,22 @@ func toPlanes(img image.Image, r image.Rectangle, ch int, dst []float32) {
 func rgbaFunc(img image.Image) func(x, y int) (r, g, b uint32) {
 	switch m := img.(type) {
 	case *image.Gray:
-		return func(x, y int) (uint32, uint32, uint32) {
-			v, _, _, _ := m.GrayAt(x, y).RGBA()
-			return v, v, v
-		}
+		return rgbaOf(m.GrayAt)
 	case *image.YCbCr:
-		return func(x, y int) (uint32, uint32, uint32) {
-			r, g, b, _ := m.YCbCrAt(x, y).RGBA()
-			return r, g, b
-		}
+		return rgbaOf(m.YCbCrAt)
 	case *image.RGBA:
-		return func(x, y int) (uint32, uint32, uint32) {
-			r, g, b, _ := m.RGBAAt(x, y).RGBA()
-			return r, g, b
-		}
+		return rgbaOf(m.RGBAAt)
 	case *image.NRGBA:
-		return func(x, y int) (uint32, uint32, uint32) {
-			r, g, b, _ := m.NRGBAAt(x, y).RGBA()
-			return r, g, b
-		}
+		return rgbaOf(m.NRGBAAt)
 	}
+	return rgbaOf(img.At)
+}
+
+// rgbaOf turns a pixel reader of a concrete colour type into an R, G, B
+// reader.
+func rgbaOf[C color.Color](at func(x, y int) C) func(x, y int) (r, g, b uint32) {
 	return func(x, y int) (uint32, uint32, uint32) {
-		r, g, b, _ := img.At(x, y).RGBA()
+		r, g, b, _ := at(x, y).RGBA()
 		return r, g, b
 	}
 }

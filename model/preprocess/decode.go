@@ -80,7 +80,7 @@ func ListImages(paths []string) (files []string, errs []error) {
 	for _, p := range paths {
 		st, err := os.Stat(p)
 		if err != nil {
-			errs = append(errs, errors.WithStack(err))
+			errs = append(errs, errors.Wrap(err, "preprocess"))
 			continue
 		}
 		if !st.IsDir() {
@@ -89,7 +89,7 @@ func ListImages(paths []string) (files []string, errs []error) {
 		}
 		entries, err := os.ReadDir(p)
 		if err != nil {
-			errs = append(errs, errors.WithStack(err))
+			errs = append(errs, errors.Wrap(err, "preprocess"))
 			continue
 		}
 		n := 0
@@ -100,7 +100,7 @@ func ListImages(paths []string) (files []string, errs []error) {
 			}
 		}
 		if n == 0 {
-			errs = append(errs, errors.Errorf("%s: no .png, .jpg or .jpeg files in the directory", p))
+			errs = append(errs, errors.Errorf("preprocess: %s: no .png, .jpg or .jpeg files in the directory", p))
 		}
 	}
 	return files, errs

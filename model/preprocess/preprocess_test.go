@@ -10,24 +10,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vitgo/vit/model/preprocess/preprocesstest"
+	"github.com/vitgo/vit/model/vittest"
 )
 
-// wantErr fails unless err is non-nil and contains every one of parts.
-func wantErr(t *testing.T, err error, parts ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error, expected one containing %q", parts)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("error %q does not contain %q", err, p)
-		}
-	}
-}
+// wantErr fails unless err is non-nil, starts with "preprocess: " and contains every
+// one of parts.
+var wantErr = vittest.WantErrFrom("preprocess: ")
 
 func TestToCHWErrors(t *testing.T) {
-	ok := preprocesstest.RandRGB(1, 4, 4, 1)
+	ok := vittest.RandRGB(1, 4, 4, 1)
 	var nilImg image.Image
 	wantErr(t, ToCHW(nilImg, 3, 4, make([]float32, 48)), "nil image")
 	wantErr(t, ToCHW(ok, 2, 4, make([]float32, 32)), "2 channels", "expected 1 or 3")
@@ -40,7 +31,7 @@ func TestToCHWErrors(t *testing.T) {
 // unchanged, gray and colour.
 func TestToImageRoundTrip(t *testing.T) {
 	for _, ch := range []int{1, 3} {
-		px := preprocesstest.RandBytes(int64(ch), ch*5*5)
+		px := vittest.RandBytes(int64(ch), ch*5*5)
 		x := make([]float32, len(px))
 		for i, b := range px {
 			x[i] = float32(b) / 255
@@ -135,29 +126,29 @@ func TestDecodeErrors(t *testing.T) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing file: %v is not fs.ErrNotExist", err)
 	}
-	text := preprocesstest.WriteFile(t, dir, "text.png", []byte("this is not a PNG file at all"))
+	text := vittest.WriteFile(t, dir, "text.png", []byte("this is not a PNG file at all"))
 	_, err = DecodeFile(text)
 	wantErr(t, err, text, "cannot decode")
 	if !errors.Is(err, image.ErrFormat) {
 		t.Errorf("not an image: %v is not image.ErrFormat", err)
 	}
-	huge := preprocesstest.WriteFile(t, dir, "huge.png", preprocesstest.PNGWithSize(t, 100000, 100000))
+	huge := vittest.WriteFile(t, dir, "huge.png", vittest.PNGWithSize(t, 100000, 100000))
 	_, err = DecodeFile(huge)
 	wantErr(t, err, huge, "100000×100000")
 	if !errors.Is(err, ErrTooManyPixels) {
 		t.Errorf("huge image: %v is not ErrTooManyPixels", err)
 	}
-	full := preprocesstest.PNG(t, preprocesstest.RandRGB(1, 6, 6, 1))
-	trunc := preprocesstest.WriteFile(t, dir, "trunc.png", full[:len(full)/2])
+	full := vittest.PNG(t, vittest.RandRGB(1, 6, 6, 1))
+	trunc := vittest.WriteFile(t, dir, "trunc.png", full[:len(full)/2])
 	_, err = DecodeFile(trunc)
 	wantErr(t, err, trunc, "cannot decode it as PNG")
 }
 
 func TestListImages(t *testing.T) {
 	dir := t.TempDir()
-	b := preprocesstest.PNG(t, preprocesstest.RandGray(1, 2, 2, 1))
+	b := vittest.PNG(t, vittest.RandGray(1, 2, 2, 1))
 	for _, name := range []string{"b.PNG", "a.jpg", ".hidden.png", "notes.txt", "sub/c.png"} {
-		preprocesstest.WriteFile(t, dir, name, b)
+		vittest.WriteFile(t, dir, name, b)
 	}
 	empty := filepath.Join(dir, "sub", "empty")
 	if err := os.Mkdir(empty, 0o755); err != nil {
@@ -182,9 +173,9 @@ func FuzzDecode(f *testing.F) {
 	}
 	gray := image.NewGray16(image.Rect(0, 0, 4, 4))
 	gray.Pix[5] = 200
-	f.Add(preprocesstest.PNG(f, img))
-	f.Add(preprocesstest.JPEG(f, img))
-	f.Add(preprocesstest.PNG(f, gray))
+	f.Add(vittest.PNG(f, img))
+	f.Add(vittest.JPEG(f, img))
+	f.Add(vittest.PNG(f, gray))
 	f.Add([]byte("\x89PNG\r\n\x1a\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p := filepath.Join(t.TempDir(), "img")

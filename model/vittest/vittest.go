@@ -1,6 +1,6 @@
-// Package preprocesstest makes images and image files for tests: seeded
-// random images, PNG and JPEG encodings, files in a directory tree.
-package preprocesstest
+// Package vittest helps this module's tests: seeded random images and their
+// PNG and JPEG encodings, files in a directory tree, and error checks.
+package vittest
 
 import (
 	"bytes"
@@ -13,8 +13,36 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
+
+// WantErr fails the test unless err is non-nil, its message starts with
+// prefix and contains every one of parts.
+func WantErr(t testing.TB, err error, prefix string, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, expected one containing %q", parts)
+	}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, prefix) {
+		t.Errorf("error %q does not start with %q", msg, prefix)
+	}
+	for _, p := range parts {
+		if !strings.Contains(msg, p) {
+			t.Errorf("error %q does not contain %q", msg, p)
+		}
+	}
+}
+
+// WantErrFrom returns WantErr for one prefix, the error prefix of the
+// package under test.
+func WantErrFrom(prefix string) func(t testing.TB, err error, parts ...string) {
+	return func(t testing.TB, err error, parts ...string) {
+		t.Helper()
+		WantErr(t, err, prefix, parts...)
+	}
+}
 
 // RandBytes returns n bytes from a generator seeded with seed.
 func RandBytes(seed int64, n int) []byte {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vitgo/vit/model/preprocess/preprocesstest"
+	"github.com/vitgo/vit/model/vittest"
 )
 
 // cifarRecords builds n records whose label bytes are labels[k] (a slice per
@@ -15,7 +15,7 @@ import (
 // pixels of each record.
 func cifarRecords(seed int64, labels [][]byte) (file []byte, pixels [][]byte) {
 	for k, l := range labels {
-		px := preprocesstest.RandBytes(seed+int64(k), cifarPixels)
+		px := vittest.RandBytes(seed+int64(k), cifarPixels)
 		file = append(file, l...)
 		file = append(file, px...)
 		pixels = append(pixels, px)
@@ -29,11 +29,11 @@ func TestCIFAR10(t *testing.T) {
 	b1, p1 := cifarRecords(10, [][]byte{{3}, {0}, {9}})
 	b3, p3 := cifarRecords(20, [][]byte{{5}, {1}})
 	bt, pt := cifarRecords(30, [][]byte{{7}, {2}})
-	preprocesstest.WriteFile(t, dir, "data_batch_3.bin", b3)
-	preprocesstest.WriteFile(t, dir, "data_batch_1.bin", b1)
-	preprocesstest.WriteFile(t, dir, "test_batch.bin", bt)
+	vittest.WriteFile(t, dir, "data_batch_3.bin", b3)
+	vittest.WriteFile(t, dir, "data_batch_1.bin", b1)
+	vittest.WriteFile(t, dir, "test_batch.bin", bt)
 	names := []string{"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
-	preprocesstest.WriteFile(t, dir, "batches.meta.txt", []byte("\n"+strings.Join(names[:4], "\n")+"\n\n  "+strings.Join(names[4:], "\n")+"  \n\n"))
+	vittest.WriteFile(t, dir, "batches.meta.txt", []byte("\n"+strings.Join(names[:4], "\n")+"\n\n  "+strings.Join(names[4:], "\n")+"  \n\n"))
 
 	train, test, format, err := Load(dir, Options{})
 	if err != nil {
@@ -68,8 +68,8 @@ func TestCIFAR10(t *testing.T) {
 
 	// Without batches.meta.txt the names are "0".."9"; an explicit format works.
 	dir2 := t.TempDir()
-	preprocesstest.WriteFile(t, dir2, "data_batch_2.bin", b1)
-	preprocesstest.WriteFile(t, dir2, "test_batch.bin", bt)
+	vittest.WriteFile(t, dir2, "data_batch_2.bin", b1)
+	vittest.WriteFile(t, dir2, "test_batch.bin", bt)
 	train, _, _, err = Load(dir2, Options{Format: "cifar10"})
 	if err != nil {
 		t.Fatal(err)
@@ -85,42 +85,42 @@ func TestCIFAR10Errors(t *testing.T) {
 
 	t.Run("truncated", func(t *testing.T) {
 		dir := t.TempDir()
-		p := preprocesstest.WriteFile(t, dir, "data_batch_1.bin", good[:len(good)-5])
-		preprocesstest.WriteFile(t, dir, "test_batch.bin", good)
+		p := vittest.WriteFile(t, dir, "data_batch_1.bin", good[:len(good)-5])
+		vittest.WriteFile(t, dir, "test_batch.bin", good)
 		_, _, _, err := Load(dir, Options{})
 		wantErr(t, err, p, "record 1", "3073", "not a multiple")
 	})
 	t.Run("label out of range", func(t *testing.T) {
 		dir := t.TempDir()
-		preprocesstest.WriteFile(t, dir, "data_batch_1.bin", good)
-		p := preprocesstest.WriteFile(t, dir, "test_batch.bin", bad)
+		vittest.WriteFile(t, dir, "data_batch_1.bin", good)
+		p := vittest.WriteFile(t, dir, "test_batch.bin", bad)
 		_, _, _, err := Load(dir, Options{})
 		wantErr(t, err, p, "record 1", "label 10", "expected 0..9")
 	})
 	t.Run("empty", func(t *testing.T) {
 		dir := t.TempDir()
-		p := preprocesstest.WriteFile(t, dir, "data_batch_1.bin", nil)
-		preprocesstest.WriteFile(t, dir, "test_batch.bin", good)
+		p := vittest.WriteFile(t, dir, "data_batch_1.bin", nil)
+		vittest.WriteFile(t, dir, "test_batch.bin", good)
 		_, _, _, err := Load(dir, Options{})
 		wantErr(t, err, p, "empty")
 	})
 	t.Run("no test batch", func(t *testing.T) {
 		dir := t.TempDir()
-		preprocesstest.WriteFile(t, dir, "data_batch_1.bin", good)
+		vittest.WriteFile(t, dir, "data_batch_1.bin", good)
 		_, _, _, err := Load(dir, Options{})
 		wantErr(t, err, filepath.Join(dir, "test_batch.bin"))
 	})
 	t.Run("no training batch", func(t *testing.T) {
 		dir := t.TempDir()
-		preprocesstest.WriteFile(t, dir, "test_batch.bin", good)
+		vittest.WriteFile(t, dir, "test_batch.bin", good)
 		_, _, _, err := Load(dir, Options{})
 		wantErr(t, err, dir, "data_batch_1.bin")
 	})
 	t.Run("wrong number of names", func(t *testing.T) {
 		dir := t.TempDir()
-		preprocesstest.WriteFile(t, dir, "data_batch_1.bin", good)
-		preprocesstest.WriteFile(t, dir, "test_batch.bin", good)
-		p := preprocesstest.WriteFile(t, dir, "batches.meta.txt", []byte("a\nb\nc\n"))
+		vittest.WriteFile(t, dir, "data_batch_1.bin", good)
+		vittest.WriteFile(t, dir, "test_batch.bin", good)
+		p := vittest.WriteFile(t, dir, "batches.meta.txt", []byte("a\nb\nc\n"))
 		_, _, _, err := Load(dir, Options{})
 		wantErr(t, err, p, "found 3", "expected 10")
 	})
@@ -130,13 +130,13 @@ func TestCIFAR100(t *testing.T) {
 	dir := t.TempDir()
 	tr, ptr := cifarRecords(40, [][]byte{{19, 99}, {0, 0}, {7, 42}})
 	te, pte := cifarRecords(50, [][]byte{{3, 17}, {11, 64}})
-	preprocesstest.WriteFile(t, dir, "train.bin", tr)
-	preprocesstest.WriteFile(t, dir, "test.bin", te)
+	vittest.WriteFile(t, dir, "train.bin", tr)
+	vittest.WriteFile(t, dir, "test.bin", te)
 	var fine []string
 	for i := 0; i < 100; i++ {
 		fine = append(fine, fmt.Sprintf("fine%02d", i))
 	}
-	preprocesstest.WriteFile(t, dir, "fine_label_names.txt", []byte(strings.Join(fine, "\n")+"\n"))
+	vittest.WriteFile(t, dir, "fine_label_names.txt", []byte(strings.Join(fine, "\n")+"\n"))
 
 	train, test, format, err := Load(dir, Options{})
 	if err != nil {
@@ -187,16 +187,16 @@ func TestCIFAR100Errors(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			bad, _ := cifarRecords(2, c.labels)
-			p := preprocesstest.WriteFile(t, dir, "train.bin", bad)
-			preprocesstest.WriteFile(t, dir, "test.bin", good)
+			p := vittest.WriteFile(t, dir, "train.bin", bad)
+			vittest.WriteFile(t, dir, "test.bin", good)
 			_, _, _, err := Load(dir, Options{})
 			wantErr(t, err, p, fmt.Sprintf("record %d", len(c.labels)-1), c.want)
 		})
 	}
 	t.Run("truncated", func(t *testing.T) {
 		dir := t.TempDir()
-		preprocesstest.WriteFile(t, dir, "train.bin", good)
-		p := preprocesstest.WriteFile(t, dir, "test.bin", append(good, good[:100]...))
+		vittest.WriteFile(t, dir, "train.bin", good)
+		p := vittest.WriteFile(t, dir, "test.bin", append(good, good[:100]...))
 		_, _, _, err := Load(dir, Options{})
 		wantErr(t, err, p, "3074", "record 1")
 	})

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/pkg/errors"
-	"github.com/vitgo/vit/model/preprocess/preprocesstest"
+	"github.com/vitgo/vit/model/vittest"
 )
 
 // planes returns the expected ch×n×n pixels of img at (x0, y0) sampled every
@@ -51,26 +51,26 @@ func decodeFile(t *testing.T, path string) image.Image {
 func TestFolder(t *testing.T) {
 	dir := t.TempDir()
 	const n = 16
-	rgb16 := preprocesstest.RandRGB(1, n, n, 1)     // exact size: copied
-	gray32 := preprocesstest.RandGray(2, 32, 32, 2) // 2× smaller: exact block means
-	rgbWide := preprocesstest.RandRGB(3, 40, 32, 2) // crop x 4..36, then 2× smaller
-	rgbTall := preprocesstest.RandRGB(4, 32, 36, 2) // crop y 2..34, then 2× smaller
-	jpgRGB := preprocesstest.JPEG(t, preprocesstest.RandRGB(5, n, n, 4))
-	jpgGray := preprocesstest.JPEG(t, preprocesstest.RandGray(6, n, n, 4))
+	rgb16 := vittest.RandRGB(1, n, n, 1)     // exact size: copied
+	gray32 := vittest.RandGray(2, 32, 32, 2) // 2× smaller: exact block means
+	rgbWide := vittest.RandRGB(3, 40, 32, 2) // crop x 4..36, then 2× smaller
+	rgbTall := vittest.RandRGB(4, 32, 36, 2) // crop y 2..34, then 2× smaller
+	jpgRGB := vittest.JPEG(t, vittest.RandRGB(5, n, n, 4))
+	jpgGray := vittest.JPEG(t, vittest.RandGray(6, n, n, 4))
 	gray8 := image.NewGray(image.Rect(0, 0, 8, 8)) // 2× larger, uniform
 	for i := range gray8.Pix {
 		gray8.Pix[i] = 77
 	}
 	// Classes "zebra" and "ant": sorted, "ant" is label 0.
-	preprocesstest.WriteFile(t, dir, "train/zebra/a.png", preprocesstest.PNG(t, rgb16))
-	preprocesstest.WriteFile(t, dir, "train/zebra/b.PNG", preprocesstest.PNG(t, gray32))
-	preprocesstest.WriteFile(t, dir, "train/zebra/notes.txt", []byte("not an image"))
-	preprocesstest.WriteFile(t, dir, "train/zebra/.hidden.png", []byte("skipped"))
-	preprocesstest.WriteFile(t, dir, "train/ant/c.png", preprocesstest.PNG(t, rgbWide))
-	preprocesstest.WriteFile(t, dir, "train/ant/d.jpg", jpgRGB)
-	preprocesstest.WriteFile(t, dir, "test/ant/e.png", preprocesstest.PNG(t, rgbTall))
-	preprocesstest.WriteFile(t, dir, "test/zebra/f.jpeg", jpgGray)
-	preprocesstest.WriteFile(t, dir, "test/zebra/g.png", preprocesstest.PNG(t, gray8))
+	vittest.WriteFile(t, dir, "train/zebra/a.png", vittest.PNG(t, rgb16))
+	vittest.WriteFile(t, dir, "train/zebra/b.PNG", vittest.PNG(t, gray32))
+	vittest.WriteFile(t, dir, "train/zebra/notes.txt", []byte("not an image"))
+	vittest.WriteFile(t, dir, "train/zebra/.hidden.png", []byte("skipped"))
+	vittest.WriteFile(t, dir, "train/ant/c.png", vittest.PNG(t, rgbWide))
+	vittest.WriteFile(t, dir, "train/ant/d.jpg", jpgRGB)
+	vittest.WriteFile(t, dir, "test/ant/e.png", vittest.PNG(t, rgbTall))
+	vittest.WriteFile(t, dir, "test/zebra/f.jpeg", jpgGray)
+	vittest.WriteFile(t, dir, "test/zebra/g.png", vittest.PNG(t, gray8))
 	if err := os.MkdirAll(filepath.Join(dir, "train", ".cache"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -126,11 +126,11 @@ func TestFolder(t *testing.T) {
 }
 
 func TestFolderErrors(t *testing.T) {
-	img := preprocesstest.PNG(t, preprocesstest.RandRGB(1, 8, 8, 1))
+	img := vittest.PNG(t, vittest.RandRGB(1, 8, 8, 1))
 	base := func(t *testing.T) string {
 		dir := t.TempDir()
 		for _, p := range []string{"train/a/1.png", "train/b/1.png", "test/a/1.png", "test/b/1.png"} {
-			preprocesstest.WriteFile(t, dir, p, img)
+			vittest.WriteFile(t, dir, p, img)
 		}
 		return dir
 	}
@@ -144,19 +144,19 @@ func TestFolderErrors(t *testing.T) {
 	})
 	t.Run("class not in train", func(t *testing.T) {
 		dir := base(t)
-		preprocesstest.WriteFile(t, dir, "test/c/1.png", img)
+		vittest.WriteFile(t, dir, "test/c/1.png", img)
 		_, _, _, err := Load(dir, Options{ImageSize: 8})
 		wantErr(t, err, filepath.Join(dir, "test"), "not in train", `"c"`)
 	})
 	t.Run("undecodable", func(t *testing.T) {
 		dir := base(t)
-		p := preprocesstest.WriteFile(t, dir, "test/b/2.png", []byte("this is not a PNG file at all"))
+		p := vittest.WriteFile(t, dir, "test/b/2.png", []byte("this is not a PNG file at all"))
 		_, _, _, err := Load(dir, Options{ImageSize: 8})
 		wantErr(t, err, p, "cannot decode")
 	})
 	t.Run("truncated png", func(t *testing.T) {
 		dir := base(t)
-		p := preprocesstest.WriteFile(t, dir, "train/a/2.png", img[:len(img)/2])
+		p := vittest.WriteFile(t, dir, "train/a/2.png", img[:len(img)/2])
 		_, _, _, err := Load(dir, Options{ImageSize: 8})
 		wantErr(t, err, p, "cannot decode")
 	})
@@ -187,7 +187,7 @@ func TestFolderErrors(t *testing.T) {
 
 func TestDetectAndFormatErrors(t *testing.T) {
 	dir := t.TempDir()
-	preprocesstest.WriteFile(t, dir, "readme.txt", []byte("nothing here"))
+	vittest.WriteFile(t, dir, "readme.txt", []byte("nothing here"))
 	_, _, _, err := Load(dir, Options{})
 	wantErr(t, err, dir, "data_batch_1.bin", "train.bin", "idx3-ubyte", "train/<class>")
 	_, _, _, err = Load(dir, Options{Format: "tfrecord"})

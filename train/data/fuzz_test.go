@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/vitgo/vit/model/preprocess/preprocesstest"
+	"github.com/vitgo/vit/model/vittest"
 )
 
 // Fuzz targets for every reader of outside data. Their seeds run in every
@@ -33,8 +33,8 @@ func checkDataset(t *testing.T, d *Dataset, classes int) {
 }
 
 func FuzzIDX(f *testing.F) {
-	f.Add(idxBytes(idxImagesMagic, []uint32{2, 3, 3}, preprocesstest.RandBytes(1, 18)), idxBytes(idxLabelsMagic, []uint32{2}, []byte{0, 9}))
-	f.Add(gzipBytes(f, idxBytes(idxImagesMagic, []uint32{1, 2, 2}, preprocesstest.RandBytes(2, 4))), gzipBytes(f, idxBytes(idxLabelsMagic, []uint32{1}, []byte{3})))
+	f.Add(idxBytes(idxImagesMagic, []uint32{2, 3, 3}, vittest.RandBytes(1, 18)), idxBytes(idxLabelsMagic, []uint32{2}, []byte{0, 9}))
+	f.Add(gzipBytes(f, idxBytes(idxImagesMagic, []uint32{1, 2, 2}, vittest.RandBytes(2, 4))), gzipBytes(f, idxBytes(idxLabelsMagic, []uint32{1}, []byte{3})))
 	f.Add(idxBytes(idxImagesMagic, []uint32{1 << 31, 28, 28}, nil), idxBytes(idxLabelsMagic, []uint32{1 << 31}, nil))
 	f.Add(idxBytes(idxImagesMagic, []uint32{1, 1 << 30, 1 << 30}, nil), idxBytes(idxLabelsMagic, []uint32{1}, []byte{1}))
 	f.Fuzz(func(t *testing.T, images, labels []byte) {

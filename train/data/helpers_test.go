@@ -1,27 +1,14 @@
 package data
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/vitgo/vit/model/vittest"
 )
 
-// wantErr fails unless err is non-nil, starts with "data:" and contains every
+// wantErr fails unless err is non-nil, starts with "data: " and contains every
 // one of parts.
-func wantErr(t *testing.T, err error, parts ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error, expected one containing %q", parts)
-	}
-	msg := err.Error()
-	if !strings.HasPrefix(msg, "data: ") {
-		t.Errorf("error %q does not start with \"data: \"", msg)
-	}
-	for _, p := range parts {
-		if !strings.Contains(msg, p) {
-			t.Errorf("error %q does not contain %q", msg, p)
-		}
-	}
-}
+var wantErr = vittest.WantErrFrom("data: ")
 
 // checkBytes fails unless got is exactly px scaled by 1/255.
 func checkBytes(t *testing.T, what string, got []float32, px []byte) {

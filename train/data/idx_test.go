@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vitgo/vit/model/preprocess/preprocesstest"
+	"github.com/vitgo/vit/model/vittest"
 )
 
 // idxBytes builds an IDX file: magic, big-endian dimensions, data.
@@ -42,15 +42,15 @@ func gzipBytes(t testing.TB, b []byte) []byte {
 // h×w and the given labels; it returns the image bytes.
 func idxSplit(t *testing.T, dir, prefix string, gz bool, h, w int, labels []byte, seed int64) []byte {
 	t.Helper()
-	px := preprocesstest.RandBytes(seed, len(labels)*h*w)
+	px := vittest.RandBytes(seed, len(labels)*h*w)
 	img := idxBytes(idxImagesMagic, []uint32{uint32(len(labels)), uint32(h), uint32(w)}, px)
 	lbl := idxBytes(idxLabelsMagic, []uint32{uint32(len(labels))}, labels)
 	ext := ""
 	if gz {
 		img, lbl, ext = gzipBytes(t, img), gzipBytes(t, lbl), ".gz"
 	}
-	preprocesstest.WriteFile(t, dir, prefix+"-images-idx3-ubyte"+ext, img)
-	preprocesstest.WriteFile(t, dir, prefix+"-labels-idx1-ubyte"+ext, lbl)
+	vittest.WriteFile(t, dir, prefix+"-images-idx3-ubyte"+ext, img)
+	vittest.WriteFile(t, dir, prefix+"-labels-idx1-ubyte"+ext, lbl)
 	return px
 }
 
@@ -87,7 +87,7 @@ func TestIDXClassesFile(t *testing.T) {
 	dir := t.TempDir()
 	idxSplit(t, dir, "train", false, 2, 2, []byte{0, 2}, 1)
 	idxSplit(t, dir, "t10k", false, 2, 2, []byte{1}, 2)
-	preprocesstest.WriteFile(t, dir, "classes.txt", []byte("zero\none\n\ntwo\n"))
+	vittest.WriteFile(t, dir, "classes.txt", []byte("zero\none\n\ntwo\n"))
 	train, _, _, err := Load(dir, Options{Format: "idx"})
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestIDXClassesFile(t *testing.T) {
 		t.Errorf("classes %q, expected [zero one two]", train.Classes)
 	}
 	// With three classes, label 3 is out of range.
-	lp := preprocesstest.WriteFile(t, dir, "t10k-labels-idx1-ubyte", idxBytes(idxLabelsMagic, []uint32{1}, []byte{3}))
+	lp := vittest.WriteFile(t, dir, "t10k-labels-idx1-ubyte", idxBytes(idxLabelsMagic, []uint32{1}, []byte{3}))
 	_, _, _, err = Load(dir, Options{Format: "idx"})
 	wantErr(t, err, lp, "record 0", "label 3", "expected 0..2")
 }
@@ -147,8 +147,8 @@ func TestIDXErrors(t *testing.T) {
 			if c.gz {
 				ti, tl, ext = gzipBytes(t, ti), gzipBytes(t, tl), ".gz"
 			}
-			preprocesstest.WriteFile(t, dir, "train-images-idx3-ubyte"+ext, ti)
-			preprocesstest.WriteFile(t, dir, "train-labels-idx1-ubyte"+ext, tl)
+			vittest.WriteFile(t, dir, "train-images-idx3-ubyte"+ext, ti)
+			vittest.WriteFile(t, dir, "train-labels-idx1-ubyte"+ext, tl)
 			idxSplit(t, dir, "t10k", false, 3, 3, []byte{1}, 3)
 			_, _, _, err := Load(dir, Options{})
 			wantErr(t, err, append([]string{filepath.Join(dir, c.badFile)}, c.wantParts...)...)
@@ -157,10 +157,10 @@ func TestIDXErrors(t *testing.T) {
 
 	t.Run("corrupt gzip", func(t *testing.T) {
 		dir := t.TempDir()
-		z := gzipBytes(t, idxBytes(idxImagesMagic, []uint32{2, 3, 3}, preprocesstest.RandBytes(5, 18)))
+		z := gzipBytes(t, idxBytes(idxImagesMagic, []uint32{2, 3, 3}, vittest.RandBytes(5, 18)))
 		z[len(z)-6] ^= 0xff // inside the CRC-32 trailer
-		p := preprocesstest.WriteFile(t, dir, "train-images-idx3-ubyte.gz", z)
-		preprocesstest.WriteFile(t, dir, "train-labels-idx1-ubyte", lbl(2, []byte{0, 1}))
+		p := vittest.WriteFile(t, dir, "train-images-idx3-ubyte.gz", z)
+		vittest.WriteFile(t, dir, "train-labels-idx1-ubyte", lbl(2, []byte{0, 1}))
 		idxSplit(t, dir, "t10k", false, 3, 3, []byte{1}, 3)
 		_, _, _, err := Load(dir, Options{})
 		wantErr(t, err, p, "checksum")
@@ -186,14 +186,14 @@ func TestIDXErrors(t *testing.T) {
 // anything of that size.
 func TestIDXHugeHeader(t *testing.T) {
 	dir := t.TempDir()
-	hdr := idxBytes(idxImagesMagic, []uint32{1 << 31, 28, 28}, preprocesstest.RandBytes(1, 84)) // 100 bytes
-	lhdr := idxBytes(idxLabelsMagic, []uint32{1 << 31}, preprocesstest.RandBytes(2, 92))        // 100 bytes
-	plain := preprocesstest.WriteFile(t, dir, "plain/train-images-idx3-ubyte", hdr)
-	preprocesstest.WriteFile(t, dir, "plain/train-labels-idx1-ubyte", lhdr)
-	gz := preprocesstest.WriteFile(t, dir, "gz/train-images-idx3-ubyte.gz", gzipBytes(t, hdr))
-	preprocesstest.WriteFile(t, dir, "gz/train-labels-idx1-ubyte.gz", gzipBytes(t, lhdr))
+	hdr := idxBytes(idxImagesMagic, []uint32{1 << 31, 28, 28}, vittest.RandBytes(1, 84)) // 100 bytes
+	lhdr := idxBytes(idxLabelsMagic, []uint32{1 << 31}, vittest.RandBytes(2, 92))        // 100 bytes
+	plain := vittest.WriteFile(t, dir, "plain/train-images-idx3-ubyte", hdr)
+	vittest.WriteFile(t, dir, "plain/train-labels-idx1-ubyte", lhdr)
+	gz := vittest.WriteFile(t, dir, "gz/train-images-idx3-ubyte.gz", gzipBytes(t, hdr))
+	vittest.WriteFile(t, dir, "gz/train-labels-idx1-ubyte.gz", gzipBytes(t, lhdr))
 	// Dimensions whose product overflows 64 bits.
-	over := preprocesstest.WriteFile(t, dir, "over/train-images-idx3-ubyte", idxBytes(idxImagesMagic, []uint32{1<<32 - 1, 1<<32 - 1, 1<<32 - 1}, nil))
+	over := vittest.WriteFile(t, dir, "over/train-images-idx3-ubyte", idxBytes(idxImagesMagic, []uint32{1<<32 - 1, 1<<32 - 1, 1<<32 - 1}, nil))
 
 	var before, after runtime.MemStats
 	runtime.GC()

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/vitgo/vit/model/preprocess"
-	"github.com/vitgo/vit/model/preprocess/preprocesstest"
+	"github.com/vitgo/vit/model/vittest"
 )
 
 // TestImageToCHWMatchesFolder checks that preprocess.ToCHW gives, value for value,
@@ -14,14 +14,14 @@ import (
 func TestImageToCHWMatchesFolder(t *testing.T) {
 	dir := t.TempDir()
 	files := map[string][]byte{
-		"a/wide.png":  preprocesstest.PNG(t, preprocesstest.RandRGB(1, 21, 13, 1)),
-		"a/gray.png":  preprocesstest.PNG(t, preprocesstest.RandGray(2, 5, 5, 1)),
-		"b/photo.jpg": preprocesstest.JPEG(t, preprocesstest.RandRGB(3, 30, 40, 3)),
-		"b/exact.png": preprocesstest.PNG(t, preprocesstest.RandRGB(4, 8, 8, 1)),
+		"a/wide.png":  vittest.PNG(t, vittest.RandRGB(1, 21, 13, 1)),
+		"a/gray.png":  vittest.PNG(t, vittest.RandGray(2, 5, 5, 1)),
+		"b/photo.jpg": vittest.JPEG(t, vittest.RandRGB(3, 30, 40, 3)),
+		"b/exact.png": vittest.PNG(t, vittest.RandRGB(4, 8, 8, 1)),
 	}
 	for name, b := range files {
-		preprocesstest.WriteFile(t, dir, filepath.Join("train", name), b)
-		preprocesstest.WriteFile(t, dir, filepath.Join("test", name), b)
+		vittest.WriteFile(t, dir, filepath.Join("train", name), b)
+		vittest.WriteFile(t, dir, filepath.Join("test", name), b)
 	}
 	for _, ch := range []int{1, 3} {
 		_, test, _, err := Load(dir, Options{Format: FormatFolder, ImageSize: 8, Channels: ch})

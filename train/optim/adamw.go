@@ -22,6 +22,7 @@ package optim
 import (
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/pkg/errors"
@@ -441,17 +442,7 @@ func denseOf(v G.Value, dt tensor.Dtype, shape tensor.Shape) (*tensor.Dense, err
 
 // sameShape compares dims exactly (tensor.Shape.Eq treats (3), (1, 3) and
 // (3, 1) as equal).
-func sameShape(a, b tensor.Shape) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
+func sameShape(a, b tensor.Shape) bool { return slices.Equal(a, b) }
 
 func (o *AdamW) unbind() {
 	for i := range o.slots {

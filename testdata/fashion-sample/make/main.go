@@ -65,22 +65,21 @@ func main() {
 }
 
 func run(src, dst string) error {
-	trImg, err := readIDX(filepath.Join(src, "train-images-idx3-ubyte.gz"), 0x803, nTrain)
-	if err != nil {
-		return err
+	var parts [4][]byte // training images and labels, test images and labels
+	for i, f := range []struct {
+		name  string
+		magic uint32
+		n     int
+	}{
+		{"train-images-idx3-ubyte.gz", 0x803, nTrain}, {"train-labels-idx1-ubyte.gz", 0x801, nTrain},
+		{"t10k-images-idx3-ubyte.gz", 0x803, nTest}, {"t10k-labels-idx1-ubyte.gz", 0x801, nTest},
+	} {
+		var err error
+		if parts[i], err = readIDX(filepath.Join(src, f.name), f.magic, f.n); err != nil {
+			return err
+		}
 	}
-	trLbl, err := readIDX(filepath.Join(src, "train-labels-idx1-ubyte.gz"), 0x801, nTrain)
-	if err != nil {
-		return err
-	}
-	teImg, err := readIDX(filepath.Join(src, "t10k-images-idx3-ubyte.gz"), 0x803, nTest)
-	if err != nil {
-		return err
-	}
-	teLbl, err := readIDX(filepath.Join(src, "t10k-labels-idx1-ubyte.gz"), 0x801, nTest)
-	if err != nil {
-		return err
-	}
+	trImg, trLbl, teImg, teLbl := parts[0], parts[1], parts[2], parts[3]
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
