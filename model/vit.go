@@ -225,17 +225,19 @@ func (m *ViT) ForwardAll(x *G.Node) (*Outputs, error) {
 	if err := m.checkInput(x); err != nil {
 		return nil, err
 	}
-	h, err := m.PatchEmbed.Forward(x) // (B, N, D)
+	// Eq. 1: z₀ = [x_class; x¹E; …; xᴺE] + E_pos.
+	h, err := m.PatchEmbed.Forward(x) // (B, N, D): the patches xⁱ, flattened, times E
 	if err != nil {
 		return nil, err
 	}
-	if h, err = ops.TokenEmbed(h, m.ClsToken, m.PosEmbed); err != nil { // (B, N+1, D)
+	if h, err = ops.TokenEmbed(h, m.ClsToken, m.PosEmbed); err != nil { // (B, N+1, D): prepend x_class, add E_pos
 		return nil, errors.Wrap(err, "model: embedding")
 	}
 	if h, err = m.PosDrop.Forward(h); err != nil {
 		return nil, err
 	}
 	out := &Outputs{}
+	// Eqs. 2 and 3, for ℓ = 1…L: z'ℓ = MSA(LN(zℓ₋₁)) + zℓ₋₁, zℓ = MLP(LN(z'ℓ)) + z'ℓ.
 	for _, b := range m.Blocks {
 		var p *G.Node
 		if h, p, err = b.Forward(h); err != nil { // (B, N+1, D)
@@ -244,9 +246,10 @@ func (m *ViT) ForwardAll(x *G.Node) (*Outputs, error) {
 		out.Attention = append(out.Attention, p)
 	}
 	out.Tokens = h
-	// The final LayerNorm acts on each token alone, so pooling first and
-	// normalising the pooled vector is the same as timm's norm-then-take-
-	// the-class-token, and for mean pooling it is timm's fc_norm.
+	// Eq. 4: y = LN(z_L⁰), then the head. The final LayerNorm acts on each
+	// token alone, so pooling first and normalising the pooled vector is the
+	// same as timm's norm-then-take-the-class-token, and for mean pooling it
+	// is timm's fc_norm.
 	pool := ops.PoolClassToken
 	if m.Config.MeanPool() {
 		pool = ops.PoolMean
