@@ -12,6 +12,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers/gradcheck"
+	"github.com/vitgo/vit/layers/internal/graphtest"
 	"github.com/vitgo/vit/layers/ops"
 )
 
@@ -182,40 +183,38 @@ func TestGELUGrad(t *testing.T) {
 	}
 }
 
-func attentionCase(qkvBias BiasTerm) layerCase {
-	return layerCase{x: []int{tB, tN, tD}, make: func(s *Scope) (func(*G.Node) (*G.Node, error), []**G.Node, error) {
+// attentionCase checks Attention's output or, with probs, its second
+// output, the attention probabilities.
+func attentionCase(qkvBias BiasTerm, probs bool) layerCase {
+	return layerCase{x: []int{tB, tN, tD}, partial: probs, make: func(s *Scope) (func(*G.Node) (*G.Node, error), []**G.Node, error) {
 		a, err := NewAttention(s, "attn", tD, tH, qkvBias, Dropout{}, Dropout{})
 		if err != nil {
 			return nil, nil, err
 		}
 		fwd := func(x *G.Node) (*G.Node, error) {
-			out, _, err := a.Forward(x)
+			out, p, err := a.Forward(x)
+			if probs {
+				return p, err
+			}
 			return out, err
+		}
+		if probs {
+			// proj does not reach the probabilities: leave it out of the check.
+			return fwd, []**G.Node{&a.QKV.Weight, &a.QKV.Bias}, nil
 		}
 		return fwd, []**G.Node{&a.QKV.Weight, &a.QKV.Bias, &a.Proj.Weight, &a.Proj.Bias}, nil
 	}}
 }
 
 func TestAttentionGrad(t *testing.T) {
-	t.Run("qkvBias=true", func(t *testing.T) { checkLayer(t, attentionCase(WithBias), 4, all) })
-	t.Run("qkvBias=false", func(t *testing.T) { checkLayer(t, attentionCase(NoBias), 4, gradcheck.Options{MaxElements: 32}) })
+	t.Run("qkvBias=true", func(t *testing.T) { checkLayer(t, attentionCase(WithBias, false), 4, all) })
+	t.Run("qkvBias=false", func(t *testing.T) { checkLayer(t, attentionCase(NoBias, false), 4, gradcheck.Options{MaxElements: 32}) })
 }
 
 // TestAttentionProbsGrad checks the second output of Attention, the
 // attention probabilities, with respect to the input and the qkv projection.
 func TestAttentionProbsGrad(t *testing.T) {
-	checkLayer(t, layerCase{x: []int{tB, tN, tD}, partial: true, make: func(s *Scope) (func(*G.Node) (*G.Node, error), []**G.Node, error) {
-		a, err := NewAttention(s, "attn", tD, tH, WithBias, Dropout{}, Dropout{})
-		if err != nil {
-			return nil, nil, err
-		}
-		fwd := func(x *G.Node) (*G.Node, error) {
-			_, p, err := a.Forward(x)
-			return p, err
-		}
-		// proj does not reach the probabilities: leave it out of the check.
-		return fwd, []**G.Node{&a.QKV.Weight, &a.QKV.Bias}, nil
-	}}, 5, all)
+	checkLayer(t, attentionCase(WithBias, true), 5, all)
 }
 
 func TestMLPGrad(t *testing.T) {
@@ -288,7 +287,7 @@ func TestBlockDropoutGrad(t *testing.T) {
 	checkLayer(t, blockCase(c, noise), 9, gradcheck.Options{MaxElements: 32, Prepare: func() { noise.Freeze(true) }})
 
 	train, eval := runBlock(t, c, true), runBlock(t, c, false)
-	if d := maxDiff(train, eval); d < 1e-3 {
+	if d := graphtest.MaxAbsDiff(train, eval); d < 1e-3 {
 		t.Errorf("dropout changed the output by only %.2e", d)
 	}
 }
@@ -315,20 +314,8 @@ func runBlock(t *testing.T, c BlockConfig, training bool) []float64 {
 	if err != nil {
 		t.Fatalf("%+v", err)
 	}
-	vm := G.NewTapeMachine(g)
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
-		t.Fatalf("%+v", err)
-	}
-	return append([]float64(nil), y.Value().Data().([]float64)...)
-}
-
-func maxDiff(a, b []float64) float64 {
-	m := 0.0
-	for i := range a {
-		m = math.Max(m, math.Abs(a[i]-b[i]))
-	}
-	return m
+	graphtest.Run(t, g)
+	return graphtest.Float64s(y.Value())
 }
 
 func TestPatchEmbedGrad(t *testing.T) {
@@ -374,11 +361,7 @@ func checkDropoutValues(t *testing.T, perSample bool) {
 	if err != nil {
 		t.Fatalf("%+v", err)
 	}
-	vm := G.NewTapeMachine(g)
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
-		t.Fatalf("%+v", err)
-	}
+	graphtest.Run(t, g)
 	ys := y.Value().Data().([]float64)
 	per := tN * tD
 	dropped, kept := 0, 0

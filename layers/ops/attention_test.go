@@ -10,6 +10,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers/gradcheck"
+	"github.com/vitgo/vit/layers/internal/graphtest"
 )
 
 // attnShapes are the (B, N, D, H) cases the tests run over.
@@ -18,6 +19,26 @@ var attnShapes = [][4]int{{2, 5, 6, 2}, {2, 4, 4, 1}, {1, 3, 6, 3}}
 // checkAll makes gradcheck look at every element of these small inputs.
 var checkAll = gradcheck.Options{MaxElements: 1 << 20, Seed: 7}
 
+// eachAttnShape runs f as a subtest for each (B, N, D, H) of attnShapes.
+func eachAttnShape(t *testing.T, f func(t *testing.T, b, n, d, h int)) {
+	for _, c := range attnShapes {
+		b, n, d, h := c[0], c[1], c[2], c[3]
+		t.Run(fmt.Sprintf("B%dN%dD%dH%d", b, n, d, h), func(t *testing.T) { f(t, b, n, d, h) })
+	}
+}
+
+// twoOps is O = AttentionApply(AttentionProbs(qkv)) with h heads, the
+// two-op form, for qkv = x[0].
+func twoOps(h int) gradcheck.Builder {
+	return func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
+		p, err := AttentionProbs(x[0], h)
+		if err != nil {
+			return nil, err
+		}
+		return AttentionApply(p, x[0], h)
+	}
+}
+
 // TestAttentionGradParallel checks the composition at a size where every
 // kernel (forward and backward) splits the (b,h) pairs over goroutines
 // (B·H·N²·Dh = 4·576·16 ≥ 2¹⁵), on a random sample of 256 elements.
@@ -25,56 +46,35 @@ func TestAttentionGradParallel(t *testing.T) {
 	rng := rand.New(rand.NewSource(6))
 	b, n, d, h := 2, 24, 32, 2
 	in := []*tensor.Dense{gradcheck.Random(rng, 1, b, n, 3*d)}
-	gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
-		p, err := AttentionProbs(x[0], h)
-		if err != nil {
-			return nil, err
-		}
-		return AttentionApply(p, x[0], h)
-	}, in, 1e-6, gradcheck.Options{MaxElements: 256, Seed: 8})
+	gradcheck.Assert(t, twoOps(h), in, 1e-6, gradcheck.Options{MaxElements: 256, Seed: 8})
 }
 
 func TestAttentionProbsGrad(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
-	for _, c := range attnShapes {
-		b, n, d, h := c[0], c[1], c[2], c[3]
-		t.Run(fmt.Sprintf("B%dN%dD%dH%d", b, n, d, h), func(t *testing.T) {
-			in := []*tensor.Dense{gradcheck.Random(rng, 1, b, n, 3*d)}
-			gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
-				return AttentionProbs(x[0], h)
-			}, in, 1e-6, checkAll)
-		})
-	}
+	eachAttnShape(t, func(t *testing.T, b, n, d, h int) {
+		in := []*tensor.Dense{gradcheck.Random(rng, 1, b, n, 3*d)}
+		gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
+			return AttentionProbs(x[0], h)
+		}, in, 1e-6, checkAll)
+	})
 }
 
 func TestAttentionApplyGrad(t *testing.T) {
 	rng := rand.New(rand.NewSource(2))
-	for _, c := range attnShapes {
-		b, n, d, h := c[0], c[1], c[2], c[3]
-		t.Run(fmt.Sprintf("B%dN%dD%dH%d", b, n, d, h), func(t *testing.T) {
-			in := []*tensor.Dense{gradcheck.Random(rng, 1, b, h, n, n), gradcheck.Random(rng, 1, b, n, 3*d)}
-			gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
-				return AttentionApply(x[0], x[1], h)
-			}, in, 1e-6, checkAll)
-		})
-	}
+	eachAttnShape(t, func(t *testing.T, b, n, d, h int) {
+		in := []*tensor.Dense{gradcheck.Random(rng, 1, b, h, n, n), gradcheck.Random(rng, 1, b, n, 3*d)}
+		gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
+			return AttentionApply(x[0], x[1], h)
+		}, in, 1e-6, checkAll)
+	})
 }
 
 func TestAttentionComposedGrad(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
-	for _, c := range attnShapes {
-		b, n, d, h := c[0], c[1], c[2], c[3]
-		t.Run(fmt.Sprintf("B%dN%dD%dH%d", b, n, d, h), func(t *testing.T) {
-			in := []*tensor.Dense{gradcheck.Random(rng, 1, b, n, 3*d)}
-			gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
-				p, err := AttentionProbs(x[0], h)
-				if err != nil {
-					return nil, err
-				}
-				return AttentionApply(p, x[0], h)
-			}, in, 1e-6, checkAll)
-		})
-	}
+	eachAttnShape(t, func(t *testing.T, b, n, d, h int) {
+		in := []*tensor.Dense{gradcheck.Random(rng, 1, b, n, 3*d)}
+		gradcheck.Assert(t, twoOps(h), in, 1e-6, checkAll)
+	})
 }
 
 // TestAttentionFusedGrad checks Attention's fused backward pass, alone and
@@ -82,31 +82,28 @@ func TestAttentionComposedGrad(t *testing.T) {
 // AttentionProbs' own backward to the fused one).
 func TestAttentionFusedGrad(t *testing.T) {
 	rng := rand.New(rand.NewSource(4))
-	for _, c := range attnShapes {
-		b, n, d, h := c[0], c[1], c[2], c[3]
-		t.Run(fmt.Sprintf("B%dN%dD%dH%d", b, n, d, h), func(t *testing.T) {
-			in := []*tensor.Dense{gradcheck.Random(rng, 1, b, n, 3*d)}
-			gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
-				_, o, err := Attention(x[0], h)
-				return o, err
-			}, in, 1e-6, checkAll)
-			gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
-				p, o, err := Attention(x[0], h)
-				if err != nil {
-					return nil, err
-				}
-				lp, err := G.Sum(G.Must(G.Square(p)))
-				if err != nil {
-					return nil, err
-				}
-				lo, err := G.Sum(G.Must(G.Square(o)))
-				if err != nil {
-					return nil, err
-				}
-				return G.Add(lp, lo)
-			}, in, 1e-6, checkAll)
-		})
-	}
+	eachAttnShape(t, func(t *testing.T, b, n, d, h int) {
+		in := []*tensor.Dense{gradcheck.Random(rng, 1, b, n, 3*d)}
+		gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
+			_, o, err := Attention(x[0], h)
+			return o, err
+		}, in, 1e-6, checkAll)
+		gradcheck.Assert(t, func(g *G.ExprGraph, x G.Nodes) (*G.Node, error) {
+			p, o, err := Attention(x[0], h)
+			if err != nil {
+				return nil, err
+			}
+			lp, err := G.Sum(G.Must(G.Square(p)))
+			if err != nil {
+				return nil, err
+			}
+			lo, err := G.Sum(G.Must(G.Square(o)))
+			if err != nil {
+				return nil, err
+			}
+			return G.Add(lp, lo)
+		}, in, 1e-6, checkAll)
+	})
 }
 
 // refAttention is the naive triple-loop reference in float64: P (B,H,N,N)
@@ -166,47 +163,15 @@ func runAttention(t *testing.T, qkv *tensor.Dense, heads int) (p, o []float64) {
 	if err != nil {
 		t.Fatalf("%+v", err)
 	}
-	vm := G.NewTapeMachine(g)
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
-		t.Fatalf("%+v", err)
-	}
-	return asF64(pn.Value()), asF64(on.Value())
-}
-
-func asF64(v G.Value) []float64 {
-	switch d := v.Data().(type) {
-	case []float64:
-		return append([]float64(nil), d...)
-	case []float32:
-		out := make([]float64, len(d))
-		for i, x := range d {
-			out[i] = float64(x)
-		}
-		return out
-	}
-	panic(fmt.Sprintf("unexpected data %T", v.Data()))
+	graphtest.Run(t, g)
+	return graphtest.Float64s(pn.Value()), graphtest.Float64s(on.Value())
 }
 
 // toF32 rounds a float64 tensor to float32 and returns both the float32
 // tensor and the rounded values as float64 (the reference's input).
 func toF32(x *tensor.Dense) (*tensor.Dense, []float64) {
-	src := x.Data().([]float64)
-	f := make([]float32, len(src))
-	r := make([]float64, len(src))
-	for i, v := range src {
-		f[i] = float32(v)
-		r[i] = float64(f[i])
-	}
-	return tensor.New(tensor.WithShape(x.Shape().Clone()...), tensor.WithBacking(f)), r
-}
-
-func maxAbsDiff(a, b []float64) float64 {
-	m := 0.0
-	for i := range a {
-		m = math.Max(m, math.Abs(a[i]-b[i]))
-	}
-	return m
+	f := inDtype(tensor.Float32, x)
+	return f, graphtest.Float64s(f)
 }
 
 func TestAttentionForward(t *testing.T) {
@@ -217,7 +182,7 @@ func TestAttentionForward(t *testing.T) {
 		qkv := gradcheck.Random(rng, 1, b, n, 3*d)
 		refP, refO := refAttention(qkv.Data().([]float64), b, n, d, h)
 		p, o := runAttention(t, qkv, h)
-		ep, eo := maxAbsDiff(p, refP), maxAbsDiff(o, refO)
+		ep, eo := graphtest.MaxAbsDiff(p, refP), graphtest.MaxAbsDiff(o, refO)
 		t.Logf("f64 B%d N%d D%d H%d: max |ΔP| %.2e, max |ΔO| %.2e", b, n, d, h, ep, eo)
 		if ep > 1e-12 || eo > 1e-12 {
 			t.Errorf("f64 B%d N%d D%d H%d: forward differs from reference: P %.2e, O %.2e", b, n, d, h, ep, eo)
@@ -226,7 +191,7 @@ func TestAttentionForward(t *testing.T) {
 		q32, r32 := toF32(qkv)
 		refP, refO = refAttention(r32, b, n, d, h)
 		p, o = runAttention(t, q32, h)
-		ep, eo = maxAbsDiff(p, refP), maxAbsDiff(o, refO)
+		ep, eo = graphtest.MaxAbsDiff(p, refP), graphtest.MaxAbsDiff(o, refO)
 		t.Logf("f32 B%d N%d D%d H%d: max |ΔP| %.2e, max |ΔO| %.2e", b, n, d, h, ep, eo)
 		if ep > 1e-5 || eo > 1e-5 {
 			t.Errorf("f32 B%d N%d D%d H%d: forward differs from reference: P %.2e, O %.2e", b, n, d, h, ep, eo)
@@ -301,7 +266,7 @@ func TestAttentionLargeLogits(t *testing.T) {
 				t.Fatalf("%s: non-finite output", tc.name)
 			}
 		}
-		ep, eo := maxAbsDiff(p, tc.rp), maxAbsDiff(o, tc.ro)
+		ep, eo := graphtest.MaxAbsDiff(p, tc.rp), graphtest.MaxAbsDiff(o, tc.ro)
 		t.Logf("%s: max |ΔP| %.2e, max |ΔO| %.2e", tc.name, ep, eo)
 		if ep > tc.tolP || eo > tc.tolO {
 			t.Errorf("%s: differs from the stable reference: P %.2e, O %.2e", tc.name, ep, eo)

@@ -9,6 +9,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers/gradcheck"
+	"github.com/vitgo/vit/layers/internal/graphtest"
 )
 
 func TestPatchifyGrad(t *testing.T) {
@@ -134,11 +135,7 @@ func TestDropout(t *testing.T) {
 		x := G.NewTensor(g, tensor.Float32, 2, G.WithShape(100, 100), G.WithInit(G.Ones()), G.WithName("x"))
 		y := G.Must(Dropout(x, 0.25, DropElements, noise))
 		noise.SetStep(step)
-		vm := G.NewTapeMachine(g)
-		defer vm.Close()
-		if err := vm.RunAll(); err != nil {
-			t.Fatal(err)
-		}
+		graphtest.Run(t, g)
 		return append([]float32(nil), y.Value().Data().([]float32)...)
 	}
 	a, b, c := run(1, 0, true), run(1, 0, true), run(1, 1, true)

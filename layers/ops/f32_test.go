@@ -9,6 +9,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers/gradcheck"
+	"github.com/vitgo/vit/layers/internal/graphtest"
 )
 
 // inDtype returns a copy of the float64 tensor t in dtype dt.
@@ -54,27 +55,13 @@ func gradsIn(t *testing.T, dt tensor.Dtype, build gradcheck.Builder, inputs []*t
 			t.Fatal(err)
 		}
 	}
-	toF64 := func(v G.Value) []float64 {
-		switch d := v.Data().(type) {
-		case []float32:
-			r := make([]float64, len(d))
-			for i, x := range d {
-				r[i] = float64(x)
-			}
-			return r
-		case []float64:
-			return append([]float64(nil), d...)
-		}
-		t.Fatalf("unexpected value type %T", v.Data())
-		return nil
-	}
-	out = toF64(y.Value())
+	out = graphtest.Float64s(y.Value())
 	for _, n := range nodes {
 		gv, err := n.Grad()
 		if err != nil {
 			t.Fatal(err)
 		}
-		grads = append(grads, toF64(gv))
+		grads = append(grads, graphtest.Float64s(gv))
 	}
 	return out, grads
 }

@@ -9,6 +9,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers/gradcheck"
+	"github.com/vitgo/vit/layers/internal/graphtest"
 )
 
 func TestLayerNormGrad(t *testing.T) {
@@ -28,11 +29,7 @@ func TestLayerNormValues(t *testing.T) {
 		return G.NewTensor(g, tensor.Float64, v.Dims(), G.WithShape(v.Shape()...), G.WithValue(v), G.WithName(name))
 	}
 	y := G.Must(LayerNorm(node(x, "x"), node(gm, "gamma"), node(bt, "beta"), 1e-5))
-	vm := G.NewTapeMachine(g)
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
-		t.Fatal(err)
-	}
+	graphtest.Run(t, g)
 	xs, ys := x.Data().([]float64), y.Value().Data().([]float64)
 	gs, bs := gm.Data().([]float64), bt.Data().([]float64)
 	for r := 0; r < 4; r++ {

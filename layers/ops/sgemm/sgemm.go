@@ -68,18 +68,24 @@ func SgemmBias(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b 
 	sgemm(useAsm, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias[:n])
 }
 
+// storedShapes returns the rows and columns of A and B as stored, for
+// op(A) m×k and op(B) k×n.
+func storedShapes(tA, tB bool, m, n, k int) (ar, ac, br, bc int) {
+	ar, ac, br, bc = m, k, k, n
+	if tA {
+		ar, ac = k, m
+	}
+	if tB {
+		br, bc = n, k
+	}
+	return ar, ac, br, bc
+}
+
 func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, bias []float32) {
 	if m < 0 || n < 0 || k < 0 {
 		panic("sgemm: negative dimension")
 	}
-	ar, ac := m, k
-	if tA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if tB {
-		br, bc = n, k
-	}
+	ar, ac, br, bc := storedShapes(tA, tB, m, n, k)
 	checkMatrix("a", ar, ac, a, lda)
 	checkMatrix("b", br, bc, b, ldb)
 	checkMatrix("c", m, n, c, ldc)

@@ -38,14 +38,7 @@ type problem struct {
 
 func newProblem(rng *rand.Rand, tA, tB bool, m, n, k, pad int, alpha, beta float32) *problem {
 	p := &problem{tA: tA, tB: tB, m: m, n: n, k: k, alpha: alpha, beta: beta}
-	ar, ac := m, k
-	if tA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if tB {
-		br, bc = n, k
-	}
+	ar, ac, br, bc := storedShapes(tA, tB, m, n, k)
 	p.lda, p.ldb, p.ldc = max(1, ac)+pad, max(1, bc)+pad, max(1, n)+pad
 	p.a = randSlice(rng, ar, ac, p.lda)
 	p.b = randSlice(rng, br, bc, p.ldb)
