@@ -160,11 +160,7 @@ func (op layerNormOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, er
 	if err != nil {
 		return nil, err
 	}
-	db, err := gradNode("ops.LayerNorm backward (shift)", sumRowsOf(grad), grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx, dg, db}, nil
+	return withRowSum("ops.LayerNorm backward (shift)", G.Nodes{dx, dg}, grad)
 }
 
 // lnGradX: (x, gamma, dy) → dx = rstd·(g − mean(g) − x̂·mean(g·x̂)), g = dy·gamma.

@@ -102,11 +102,7 @@ func (op linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error
 	if len(inputs) == 2 {
 		return G.Nodes{dx, dw}, nil
 	}
-	db, err := gradNode("ops.Linear backward (bias)", sumRowsOf(grad), grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{dx, dw, db}, nil
+	return withRowSum("ops.Linear backward (bias)", G.Nodes{dx, dw}, grad)
 }
 
 // matmulNN: (..., k) · (k, n) → (..., n), the input gradient of Linear.
@@ -166,6 +162,16 @@ func linGradWDo[T float](op linGradW, in []*tensor.Dense) (G.Value, error) {
 // every row.
 func sumRowsOf(x *G.Node) sumRowsOp {
 	return sumRowsOp{newBase(fmt.Sprintf("SumRows(r%d)", x.Dims()), x.Dims(), 1)}
+}
+
+// withRowSum appends to grads the gradient of a parameter added to every
+// row of the output (a bias, LayerNorm's shift): grad summed over the rows.
+func withRowSum(what string, grads G.Nodes, grad *G.Node) (G.Nodes, error) {
+	d, err := gradNode(what, sumRowsOf(grad), grad)
+	if err != nil {
+		return nil, err
+	}
+	return append(grads, d), nil
 }
 
 type sumRowsOp struct{ base }
