@@ -300,6 +300,9 @@ func (c *Classifier) ClassifyTensor(x []float32, n int) ([]Prediction, error) {
 	return preds, nil
 }
 
+// afterAcquire, if set (by tests), runs when runBatches has taken a graph.
+var afterAcquire func()
+
 // runBatches takes one graph and runs batches next, next+1, … of x on it
 // until none is left, writing their predictions.
 func (c *Classifier) runBatches(x []float32, preds []Prediction, next *atomic.Int64, batches int) error {
@@ -308,6 +311,9 @@ func (c *Classifier) runBatches(x []float32, preds []Prediction, next *atomic.In
 		return err
 	}
 	defer c.release(r)
+	if afterAcquire != nil {
+		afterAcquire()
+	}
 	chw, k := c.chw(), c.cfg.NumClasses
 	for {
 		bi := int(next.Add(1)) - 1
