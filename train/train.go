@@ -380,11 +380,8 @@ func zeroGrads(ns G.Nodes) error {
 		if err != nil {
 			return errors.Wrapf(err, "train: gradient of %s", n.Name())
 		}
-		switch d := gv.Data().(type) {
-		case []float32:
-			clear(d)
-		case []float64:
-			clear(d)
+		if d, ok := gv.(*tensor.Dense); ok {
+			d.Zero()
 		}
 	}
 	return nil
