@@ -210,7 +210,7 @@ func Presets() []string {
 func (c Config) NumParams() int { return int(c.numParams()) }
 
 // numParams is NumParams in float64, which cannot overflow for the
-// absurd configs a damaged file may hold (see CheckFits); it is exact for
+// absurd configs a damaged file may hold (see File.Config); it is exact for
 // every model that fits in memory.
 func (c Config) numParams() float64 {
 	d, h := float64(c.Dim), float64(c.MLPDim)
