@@ -10,7 +10,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers/gradcheck"
-	"github.com/vitgo/vit/layers/internal/graphtest"
+	"github.com/vitgo/vit/layers/graphtest"
 )
 
 // attnShapes are the (B, N, D, H) cases the tests run over.

@@ -9,7 +9,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers/gradcheck"
-	"github.com/vitgo/vit/layers/internal/graphtest"
+	"github.com/vitgo/vit/layers/graphtest"
 )
 
 // inDtype returns a copy of the float64 tensor t in dtype dt.

@@ -9,7 +9,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers/gradcheck"
-	"github.com/vitgo/vit/layers/internal/graphtest"
+	"github.com/vitgo/vit/layers/graphtest"
 )
 
 func TestLayerNormGrad(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers"
+	"github.com/vitgo/vit/layers/graphtest"
 )
 
 var testCfg = Config{LR: 1e-2, WeightDecay: 0.05}
@@ -46,10 +47,10 @@ func TestWeightDecayOnlyWhereFlagged(t *testing.T) {
 						want[i] *= 1 - testCfg.LR*testCfg.WeightDecay
 					}
 				}
-				if got := asF64(ps[0].vg.v); maxAbsDiff(got, want) != 0 {
+				if got := graphtest.Float64s(ps[0].vg.v); graphtest.MaxAbsDiff(got, want) != 0 {
 					t.Errorf("step %d: decayed weight = %v, want %v", step+1, got, want)
 				}
-				if got := asF64(ps[1].vg.v); maxAbsDiff(got, init) != 0 {
+				if got := graphtest.Float64s(ps[1].vg.v); graphtest.MaxAbsDiff(got, init) != 0 {
 					t.Errorf("step %d: undecayed bias changed: %v, want %v", step+1, got, init)
 				}
 			}
@@ -67,7 +68,7 @@ func TestWeightDecayOnlyWhereFlagged(t *testing.T) {
 			if err := o2.Step([]G.ValueGrad{a.vg, b.vg}); err != nil {
 				t.Fatal(err)
 			}
-			av, bv := asF64(a.vg.v), asF64(b.vg.v)
+			av, bv := graphtest.Float64s(a.vg.v), graphtest.Float64s(b.vg.v)
 			for i := range init {
 				// a = init·(1−lr·λ) − u, b = init − u, so a − b = −lr·λ·init.
 				if d := (av[i] - bv[i]) - (-testCfg.LR * testCfg.WeightDecay * init[i]); math.Abs(d) > 1e-6 {
@@ -174,7 +175,7 @@ func TestStateSaveRestoreBitExact(t *testing.T) {
 	snap := opt.State()
 	var snapVals [][]float64
 	for _, p := range ps {
-		snapVals = append(snapVals, asF64(p.vg.v)) // exact for float32 too
+		snapVals = append(snapVals, graphtest.Float64s(p.vg.v)) // exact for float32 too
 	}
 	if snap.Step != 3 || len(snap.M) != len(stateSpecs) || len(snap.V) != len(stateSpecs) {
 		t.Fatalf("State: step %d, %d M and %d V slices", snap.Step, len(snap.M), len(snap.V))
@@ -184,7 +185,7 @@ func TestStateSaveRestoreBitExact(t *testing.T) {
 	for s := 3; s < 5; s++ {
 		step(opt, ps, vgs, s)
 	}
-	if maxAbsDiff(m0, snap.M[0]) != 0 {
+	if graphtest.MaxAbsDiff(m0, snap.M[0]) != 0 {
 		t.Fatal("State is not a deep copy: later steps changed it")
 	}
 
@@ -320,7 +321,7 @@ func TestBadInputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	before := asF64(w.vg.v)
+	before := graphtest.Float64s(w.vg.v)
 	setData(t, w.vg.g, []float64{1, 1, 1, 1, 1, 1})
 
 	wantErr(t, opt.Step([]G.ValueGrad{w.vg}), "expected 2 value-grads")
@@ -355,11 +356,11 @@ func TestBadInputs(t *testing.T) {
 	wantErr(t, opt.Step([]G.ValueGrad{w.vg, b.vg}), "found -1")
 	opt.SetLearnRate(testCfg.LR)
 
-	if opt.Steps() != 0 || maxAbsDiff(asF64(w.vg.v), before) != 0 || asF64(w.vg.g)[0] != 1 {
-		t.Fatalf("failed Steps changed state: t=%d, w=%v, grad=%v", opt.Steps(), asF64(w.vg.v), asF64(w.vg.g))
+	if opt.Steps() != 0 || graphtest.MaxAbsDiff(graphtest.Float64s(w.vg.v), before) != 0 || graphtest.Float64s(w.vg.g)[0] != 1 {
+		t.Fatalf("failed Steps changed state: t=%d, w=%v, grad=%v", opt.Steps(), graphtest.Float64s(w.vg.v), graphtest.Float64s(w.vg.g))
 	}
 	for _, m := range opt.State().M {
-		if maxAbsDiff(m, make([]float64, len(m))) != 0 {
+		if graphtest.MaxAbsDiff(m, make([]float64, len(m))) != 0 {
 			t.Fatal("failed Steps changed the moments")
 		}
 	}
@@ -382,7 +383,7 @@ func TestBadInputs(t *testing.T) {
 	bad = opt.State()
 	bad.Step = -2
 	wantErr(t, opt.SetState(bad), "expected ≥ 0, found -2")
-	if s := opt.State(); s.Step != 1 || maxAbsDiff(s.M[0], good.M[0]) != 0 {
+	if s := opt.State(); s.Step != 1 || graphtest.MaxAbsDiff(s.M[0], good.M[0]) != 0 {
 		t.Fatal("failed SetState changed the state")
 	}
 
@@ -453,13 +454,13 @@ func TestClipEdgeCases(t *testing.T) {
 	mk := func(vals ...float64) *testVG { return &testVG{g: newDense(tensor.Float64, []int{len(vals)}, vals)} }
 	a := mk(3, math.Inf(1))
 	n, err := ClipGlobalNorm([]G.ValueGrad{a}, 1)
-	if err != nil || !math.IsInf(n, 1) || asF64(a.g)[0] != 3 {
-		t.Errorf("Inf: norm %v err %v grads %v", n, err, asF64(a.g))
+	if err != nil || !math.IsInf(n, 1) || graphtest.Float64s(a.g)[0] != 3 {
+		t.Errorf("Inf: norm %v err %v grads %v", n, err, graphtest.Float64s(a.g))
 	}
 	a = mk(math.NaN(), 1)
 	n, err = ClipGlobalNorm([]G.ValueGrad{a}, 1)
-	if err != nil || !math.IsNaN(n) || asF64(a.g)[1] != 1 {
-		t.Errorf("NaN: norm %v err %v grads %v", n, err, asF64(a.g))
+	if err != nil || !math.IsNaN(n) || graphtest.Float64s(a.g)[1] != 1 {
+		t.Errorf("NaN: norm %v err %v grads %v", n, err, graphtest.Float64s(a.g))
 	}
 	a, b := mk(3, 0), mk(4)
 	n, err = ClipGlobalNorm([]G.ValueGrad{a, b}, 1)

@@ -8,6 +8,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers"
+	"github.com/vitgo/vit/layers/graphtest"
 )
 
 // (f) AdamW drives Σ(w−3)² to zero through a real TapeMachine with
@@ -50,7 +51,7 @@ func TestEndToEndQuadratic(t *testing.T) {
 				if step == 0 {
 					first = c
 					gv, _ := w.Grad()
-					if got := asF64(gv.(*tensor.Dense)); got[0] != -6 || got[1] != -8 || got[2] != 4 {
+					if got := graphtest.Float64s(gv.(*tensor.Dense)); got[0] != -6 || got[1] != -8 || got[2] != 4 {
 						t.Fatalf("first gradient %v, want [-6 -8 4]", got)
 					}
 				}
@@ -59,14 +60,14 @@ func TestEndToEndQuadratic(t *testing.T) {
 					t.Fatal(err)
 				}
 				gv, _ := w.Grad()
-				for _, x := range asF64(gv.(*tensor.Dense)) {
+				for _, x := range graphtest.Float64s(gv.(*tensor.Dense)) {
 					if x != 0 {
 						t.Fatalf("step %d: gradient not zeroed: %v", step, x)
 					}
 				}
 				vm.Reset()
 			}
-			final := asF64(w.Value().(*tensor.Dense))
+			final := graphtest.Float64s(w.Value().(*tensor.Dense))
 			t.Logf("cost %v → %v, w = %v", first, last, final)
 			if first != 29 || !(last < 1e-4) {
 				t.Errorf("cost %v → %v, want 29 → < 1e-4", first, last)

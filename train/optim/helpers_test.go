@@ -2,7 +2,6 @@ package optim
 
 import (
 	"encoding/json"
-	"math"
 	"os"
 	"strings"
 	"testing"
@@ -72,21 +71,6 @@ func paramsOf(ps []param) ([]*layers.Param, []G.ValueGrad) {
 	return pp, vgs
 }
 
-// asF64 returns a copy of a float32 or float64 tensor's data as float64.
-func asF64(d *tensor.Dense) []float64 {
-	switch x := d.Data().(type) {
-	case []float64:
-		return append([]float64(nil), x...)
-	case []float32:
-		out := make([]float64, len(x))
-		for i, v := range x {
-			out[i] = float64(v)
-		}
-		return out
-	}
-	panic("test: unexpected tensor data")
-}
-
 // setData overwrites a tensor's data from float64 values.
 func setData(t *testing.T, d *tensor.Dense, vals []float64) {
 	t.Helper()
@@ -104,14 +88,6 @@ func setData(t *testing.T, d *tensor.Dense, vals []float64) {
 			x[i] = float32(v)
 		}
 	}
-}
-
-func maxAbsDiff(a, b []float64) float64 {
-	m := 0.0
-	for i := range a {
-		m = math.Max(m, math.Abs(a[i]-b[i]))
-	}
-	return m
 }
 
 func wantErr(t *testing.T, err error, contains string) {

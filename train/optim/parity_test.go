@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/vitgo/vit/layers/graphtest"
 	G "gorgonia.org/gorgonia"
 )
 
@@ -38,8 +39,8 @@ func TestAdamWTorchParity(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, p := range ps {
-					got, want := asF64(p.vg.v), c.After[s][p.p.Name]
-					d := maxAbsDiff(got, want)
+					got, want := graphtest.Float64s(p.vg.v), c.After[s][p.p.Name]
+					d := graphtest.MaxAbsDiff(got, want)
 					worst = math.Max(worst, d)
 					for i := range got {
 						total++
@@ -50,7 +51,7 @@ func TestAdamWTorchParity(t *testing.T) {
 					if d > tol {
 						t.Errorf("step %d param %s: max |Go − torch| = %.3g > %g\n got  %v\n want %v", s+1, p.p.Name, d, tol, got, want)
 					}
-					for i, x := range asF64(p.vg.g) {
+					for i, x := range graphtest.Float64s(p.vg.g) {
 						if x != 0 {
 							t.Fatalf("step %d param %s: gradient element %d is %v after Step, want 0", s+1, p.p.Name, i, x)
 						}
@@ -92,8 +93,8 @@ func TestClipTorchParity(t *testing.T) {
 			if d := math.Abs(norm-c.Norm) / c.Norm; d > normTol {
 				t.Errorf("norm %v, torch %v (rel. diff %.3g)", norm, c.Norm, d)
 			}
-			da := maxAbsDiff(asF64(a.g), c.Clipped["a"])
-			db := maxAbsDiff(asF64(b.g), c.Clipped["b"])
+			da := graphtest.MaxAbsDiff(graphtest.Float64s(a.g), c.Clipped["a"])
+			db := graphtest.MaxAbsDiff(graphtest.Float64s(b.g), c.Clipped["b"])
 			if da > tol || db > tol {
 				t.Errorf("clipped gradients differ from torch by %.3g / %.3g (> %g)", da, db, tol)
 			}

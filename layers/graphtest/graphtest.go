@@ -1,5 +1,6 @@
-// Package graphtest holds what the tests of layers and layers/ops share to
-// run a small graph and compare its values.
+// Package graphtest helps tests that build small Gorgonia graphs: run one,
+// read a value as float64, compare values. The tests of layers, layers/ops
+// and train/optim use it.
 package graphtest
 
 import (
