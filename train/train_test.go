@@ -3,7 +3,9 @@ package train
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -173,6 +175,23 @@ func TestCheckpointLoadsAsModel(t *testing.T) {
 	c, err := ReadConfig(path)
 	if err != nil || c.Batch != 32 {
 		t.Fatalf("ReadConfig: %+v, %v", c, err)
+	}
+	// A missing checkpoint is fs.ErrNotExist, a damaged one model.ErrChecksum.
+	missing := filepath.Join(t.TempDir(), "absent.safetensors")
+	if _, err := Resume(missing, d, subset(te, 8), 0); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Resume of a missing file: %v is not fs.ErrNotExist", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-1] ^= 1 // the last byte of the last tensor
+	damaged := filepath.Join(t.TempDir(), "damaged.safetensors")
+	if err := os.WriteFile(damaged, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resume(damaged, d, subset(te, 8), 0); !errors.Is(err, model.ErrChecksum) {
+		t.Errorf("Resume of a damaged file: %v is not model.ErrChecksum", err)
 	}
 }
 
