@@ -18,8 +18,8 @@
 //
 //   - Linear(x, w, b): y = x·Wᵀ + b over the last axis, x (..., in), W (out,
 //     in) as PyTorch stores it, b (out) or nil, added row by row or inside
-//     the GEMM (never broadcast into a copy). Backward: dx = dy·W, dW = dyᵀ·x, db = dy
-//     summed over the rows. (linear.go)
+//     the GEMM (never broadcast into a copy). Backward: dx = dy·W,
+//     dW = dyᵀ·x, db = dy summed over the rows. (linear.go)
 //   - LayerNorm(x, gamma, beta, eps): y = (x − mean)/√(var + eps)·γ + β over
 //     the last axis, biased variance, as PyTorch. Backward: dx = rstd·(g −
 //     mean(g) − x̂·mean(g·x̂)) with g = dy·γ, dγ = Σ dy·x̂, dβ = Σ dy over the
@@ -114,9 +114,8 @@
 // the float32 path against it.
 //
 // Buffer sharing. ShareBuffers(g, keep...) lets ops of this package whose
-// outputs are never
-// alive at the same time write into one buffer, as a register allocator
-// does: the backward pass's gradients, as large as the activations, are
+// outputs are never alive at the same time write into one buffer, as a
+// register allocator does: the backward pass's gradients, as large as the activations, are
 // each dead a few instructions after they are written. An output is alive
 // from the instruction that writes it to the last one that reads it, or
 // reads a value that may alias it (a Gorgonia op that returns a view of an
@@ -132,8 +131,7 @@
 //
 // Gradient check. Every op with a gradient is covered by a central
 // finite-difference check in float64, which also checks its backward ops
-// (package gradcheck): gradcheck.Assert
-// builds cost = Σ out ⊙ R for a fixed random R, and compares Gorgonia's
+// (package gradcheck): gradcheck.Assert builds cost = Σ out ⊙ R for a fixed random R, and compares Gorgonia's
 // gradient of every input with (f(x+ε) − f(x−ε))/2ε, failing on a
 // relative error above the tolerance (1e-6 or less for the ops here) or on an
 // input whose gradient is identically zero. Ops with randomness freeze
