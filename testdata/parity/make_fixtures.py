@@ -23,7 +23,6 @@ import json
 import math
 import os
 import platform
-import struct
 import sys
 
 import numpy as np
@@ -33,6 +32,7 @@ import torchvision
 from torchvision.models.vision_transformer import VisionTransformer
 
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(OUT_DIR))  # testdata/, for fixturelib
 
 # ----------------------------------------------------------------------------
 # Model configuration (kept tiny so every file stays well under 200 KB).
@@ -55,76 +55,7 @@ torch.manual_seed(0)
 torch.set_num_threads(1)
 
 
-# ----------------------------------------------------------------------------
-# Minimal safetensors writer / reader (format written by hand on purpose).
-#
-# Layout: u64 little-endian header length N, then N bytes of UTF-8 JSON
-# {name: {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {..}},
-# padded with spaces so that N is a multiple of 8, then the raw tensor bytes.
-# Offsets are relative to the start of the data section.
-# ----------------------------------------------------------------------------
-def write_safetensors(path, tensors, metadata=None):
-    """tensors: list of (name, torch.Tensor float32) in the order to store them."""
-    header = {}
-    if metadata is not None:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    blobs = []
-    offset = 0
-    for name, t in tensors:
-        assert name not in header, f"duplicate tensor name {name}"
-        assert t.dtype == torch.float32, (name, t.dtype)
-        # C-contiguous, little-endian float32 bytes.
-        raw = np.ascontiguousarray(t.detach().cpu().numpy()).astype("<f4").tobytes()
-        header[name] = {
-            "dtype": "F32",
-            "shape": list(t.shape),
-            "data_offsets": [offset, offset + len(raw)],
-        }
-        blobs.append(raw)
-        offset += len(raw)
-    hjson = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hjson += b" " * ((-len(hjson)) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hjson)))
-        f.write(hjson)
-        for raw in blobs:
-            f.write(raw)
-
-
-def read_safetensors(path):
-    """Independent, strict reader used to verify what we wrote.
-
-    Returns (dict name -> np.ndarray float32, metadata dict or None, names in
-    offset order)."""
-    with open(path, "rb") as f:
-        data = f.read()
-    assert len(data) >= 8, path
-    (n,) = struct.unpack("<Q", data[:8])
-    assert n % 8 == 0, f"{path}: header length {n} not a multiple of 8"
-    assert 8 + n <= len(data), path
-    hbytes = data[8 : 8 + n]
-    stripped = hbytes.rstrip(b" ")
-    assert stripped.endswith(b"}") and stripped.startswith(b"{"), path
-    header = json.loads(hbytes.decode("utf-8"))
-    body = data[8 + n :]
-    meta = header.pop("__metadata__", None)
-    if meta is not None:
-        assert all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
-    entries = sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0])
-    out = {}
-    pos = 0
-    for name, e in entries:
-        assert set(e) == {"dtype", "shape", "data_offsets"}, (path, name, e)
-        assert e["dtype"] == "F32", (path, name)
-        b, en = e["data_offsets"]
-        assert b == pos, f"{path}: {name} begins at {b}, expected {pos} (gap/overlap)"
-        count = int(np.prod(e["shape"])) if e["shape"] else 1
-        assert en - b == 4 * count, f"{path}: {name} byte size mismatch"
-        out[name] = np.frombuffer(body[b:en], dtype="<f4").reshape(e["shape"])
-        pos = en
-    assert pos == len(body), f"{path}: {len(body) - pos} trailing bytes"
-    return out, meta, [name for name, _ in entries]
-
+from fixturelib import read_safetensors, split_qkv, torchvision_to_hf, torchvision_to_timm, write_safetensors
 
 # ----------------------------------------------------------------------------
 # 1. Build the torchvision model and give every parameter non-trivial values.
@@ -193,80 +124,12 @@ write_safetensors(
 
 D = HIDDEN_DIM
 
-
-def split_qkv(w):
-    """in_proj (3D, ...) is stacked q, k, v along dim 0."""
-    return w[0:D].clone(), w[D : 2 * D].clone(), w[2 * D : 3 * D].clone()
-
-
-# timm VisionTransformer names.
-timm = [
-    ("cls_token", sd["class_token"]),
-    ("pos_embed", sd["encoder.pos_embedding"]),
-    ("patch_embed.proj.weight", sd["conv_proj.weight"]),
-    ("patch_embed.proj.bias", sd["conv_proj.bias"]),
-]
-for i in range(NUM_LAYERS):
-    tv = f"encoder.layers.encoder_layer_{i}."
-    tm = f"blocks.{i}."
-    timm += [
-        (tm + "norm1.weight", sd[tv + "ln_1.weight"]),
-        (tm + "norm1.bias", sd[tv + "ln_1.bias"]),
-        (tm + "attn.qkv.weight", sd[tv + "self_attention.in_proj_weight"]),
-        (tm + "attn.qkv.bias", sd[tv + "self_attention.in_proj_bias"]),
-        (tm + "attn.proj.weight", sd[tv + "self_attention.out_proj.weight"]),
-        (tm + "attn.proj.bias", sd[tv + "self_attention.out_proj.bias"]),
-        (tm + "norm2.weight", sd[tv + "ln_2.weight"]),
-        (tm + "norm2.bias", sd[tv + "ln_2.bias"]),
-        (tm + "mlp.fc1.weight", sd[tv + "mlp.0.weight"]),
-        (tm + "mlp.fc1.bias", sd[tv + "mlp.0.bias"]),
-        (tm + "mlp.fc2.weight", sd[tv + "mlp.3.weight"]),
-        (tm + "mlp.fc2.bias", sd[tv + "mlp.3.bias"]),
-    ]
-timm += [
-    ("norm.weight", sd["encoder.ln.weight"]),
-    ("norm.bias", sd["encoder.ln.bias"]),
-    ("head.weight", sd["heads.head.weight"]),
-    ("head.bias", sd["heads.head.bias"]),
-]
+# timm VisionTransformer names, and Hugging Face ViTForImageClassification
+# names (q, k, v split out of in_proj).
+timm = torchvision_to_timm(sd, NUM_LAYERS)
 write_safetensors(os.path.join(OUT_DIR, "vit_timm.safetensors"), timm, metadata={"format": "pt"})
 
-# Hugging Face ViTForImageClassification names (q, k, v split out of in_proj).
-hf = [
-    ("vit.embeddings.cls_token", sd["class_token"]),
-    ("vit.embeddings.position_embeddings", sd["encoder.pos_embedding"]),
-    ("vit.embeddings.patch_embeddings.projection.weight", sd["conv_proj.weight"]),
-    ("vit.embeddings.patch_embeddings.projection.bias", sd["conv_proj.bias"]),
-]
-for i in range(NUM_LAYERS):
-    tv = f"encoder.layers.encoder_layer_{i}."
-    h = f"vit.encoder.layer.{i}."
-    qw, kw, vw = split_qkv(sd[tv + "self_attention.in_proj_weight"])
-    qb, kb, vb = split_qkv(sd[tv + "self_attention.in_proj_bias"])
-    hf += [
-        (h + "layernorm_before.weight", sd[tv + "ln_1.weight"]),
-        (h + "layernorm_before.bias", sd[tv + "ln_1.bias"]),
-        (h + "attention.attention.query.weight", qw),
-        (h + "attention.attention.query.bias", qb),
-        (h + "attention.attention.key.weight", kw),
-        (h + "attention.attention.key.bias", kb),
-        (h + "attention.attention.value.weight", vw),
-        (h + "attention.attention.value.bias", vb),
-        (h + "attention.output.dense.weight", sd[tv + "self_attention.out_proj.weight"]),
-        (h + "attention.output.dense.bias", sd[tv + "self_attention.out_proj.bias"]),
-        (h + "layernorm_after.weight", sd[tv + "ln_2.weight"]),
-        (h + "layernorm_after.bias", sd[tv + "ln_2.bias"]),
-        (h + "intermediate.dense.weight", sd[tv + "mlp.0.weight"]),
-        (h + "intermediate.dense.bias", sd[tv + "mlp.0.bias"]),
-        (h + "output.dense.weight", sd[tv + "mlp.3.weight"]),
-        (h + "output.dense.bias", sd[tv + "mlp.3.bias"]),
-    ]
-hf += [
-    ("vit.layernorm.weight", sd["encoder.ln.weight"]),
-    ("vit.layernorm.bias", sd["encoder.ln.bias"]),
-    ("classifier.weight", sd["heads.head.weight"]),
-    ("classifier.bias", sd["heads.head.bias"]),
-]
+hf = torchvision_to_hf(sd, NUM_LAYERS)
 write_safetensors(os.path.join(OUT_DIR, "vit_hf.safetensors"), hf)
 
 # ----------------------------------------------------------------------------

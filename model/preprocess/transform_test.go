@@ -1,0 +1,228 @@
+package preprocess
+
+import (
+	"encoding/json"
+	"errors"
+	"image"
+	"image/color"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// transformFixture is one entry of testdata/published/transforms.json:
+// what PIL and torchvision's transforms give for a photo.
+type transformFixture struct {
+	Photo        string    `json:"photo"`
+	Transform    string    `json:"transform"`
+	Size         int       `json:"size"`
+	Mean         []float32 `json:"mean"`
+	Std          []float32 `json:"std"`
+	ChannelMeans []float64 `json:"channel_means"`
+}
+
+// fixtureTransform is the transform of ours that stands for a fixture's.
+func fixtureTransform(t *testing.T, f transformFixture) Transform {
+	t.Helper()
+	norm := Normalization{Mean: f.Mean, Std: f.Std}
+	var tr Transform
+	var err error
+	switch f.Transform {
+	case "timm":
+		tr, err = TimmEval(f.Size, 0.9, Bicubic, norm)
+	case "torchvision":
+		tr = TorchvisionEval(f.Size, norm)
+	case "hf":
+		tr, err = parseHFProcessor([]byte(`{"do_resize": true, "size": {"height": 224, "width": 224}, "resample": 2,
+			"do_rescale": true, "rescale_factor": 0.00392156862745098, "do_normalize": true,
+			"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}`), f.Size)
+	default:
+		t.Fatalf("unknown transform %q", f.Transform)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// TestTransformsMatchPIL: the timm, torchvision and Hugging Face evaluation
+// transforms give, on real photographs (PNG and JPEG, not square, larger
+// than the input), the tensor PIL + torchvision.transforms give: exactly
+// for a PNG, within a mean absolute difference of 0.01 (normalised units)
+// for a JPEG, whose decoders differ.
+func TestTransformsMatchPIL(t *testing.T) {
+	dir := "../../testdata/published"
+	b, err := os.ReadFile(filepath.Join(dir, "transforms.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fixtures map[string]transformFixture
+	if err := json.Unmarshal(b, &fixtures); err != nil {
+		t.Fatal(err)
+	}
+	if len(fixtures) != 12 {
+		t.Fatalf("%d fixtures, expected 12 (4 photos × 3 transforms)", len(fixtures))
+	}
+	for name, f := range fixtures {
+		tr := fixtureTransform(t, f)
+		img, err := DecodeFile(filepath.Join("../../testdata/photos", f.Photo))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, 3*f.Size*f.Size)
+		if err := tr.Pixels(img, got); err != nil {
+			t.Fatal(err)
+		}
+		ref, err := DecodeFile(filepath.Join(dir, "transforms", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := FromImage(ref, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := make([]float32, len(got))
+		if err := m.Floats(want); err != nil {
+			t.Fatal(err)
+		}
+		plane := f.Size * f.Size
+		for _, x := range [][]float32{got, want} {
+			if err := tr.Norm.Apply(x, plane); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var sum, worst float64
+		for i := range got {
+			d := math.Abs(float64(got[i] - want[i]))
+			sum += d
+			worst = math.Max(worst, d)
+		}
+		mad := sum / float64(len(got))
+		t.Logf("%s (%s): mean |diff| %.2e, max %.3f (normalised units)", name, tr, mad, worst)
+		limit := 0.01
+		if strings.HasSuffix(f.Photo, ".png") {
+			limit = 0 // same pixels in, PIL's arithmetic here: the same pixels out
+		}
+		if mad > limit {
+			t.Errorf("%s: mean |diff| %.4f from PIL + torchvision, expected at most %g", name, mad, limit)
+		}
+		for c, cm := range f.ChannelMeans {
+			var s float64
+			for _, v := range want[c*plane : (c+1)*plane] {
+				s += float64(v)
+			}
+			if math.Abs(s/float64(plane)-cm) > 1e-5 {
+				t.Errorf("%s: channel %d mean %v from the PNG, torchvision's tensor has %v", name, c, s/float64(plane), cm)
+			}
+		}
+	}
+}
+
+// TestFromImageAsPIL: an RGBA PNG becomes PIL's convert("RGB") (alpha
+// dropped, not composited) and convert("L") (PIL's fixed-point luma).
+func TestFromImageAsPIL(t *testing.T) {
+	img, err := DecodeFile("../../testdata/photos/chelsea-small.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := img.(*image.NRGBA); !ok {
+		t.Fatalf("chelsea-small.png decodes as %T, expected an image with alpha", img)
+	}
+	ref, err := DecodeFile("../../testdata/published/decoded/chelsea-small-gray.png")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gray, err := FromImage(img, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := ref.(*image.Gray); string(gray.Pix) != string(g.Pix) {
+		t.Errorf("FromImage(·, 1) differs from PIL's convert(\"L\")")
+	}
+}
+
+// TestJPEGChromaAsLibjpeg: JPEG colour is upsampled as libjpeg (PIL's
+// decoder) upsamples it, for 4:2:2 and 4:2:0 chroma: closer to PIL's pixels
+// than the standard library's nearest chroma sample, and within three
+// quarters of a level on average (the rest is the decoders' inverse DCTs).
+func TestJPEGChromaAsLibjpeg(t *testing.T) {
+	for _, c := range []struct {
+		jpeg, png string
+		ratio     image.YCbCrSubsampleRatio
+	}{
+		{"chelsea-422.jpg", "chelsea-422.png", image.YCbCrSubsampleRatio422},
+		{"coffee.jpg", "coffee-corner.png", image.YCbCrSubsampleRatio420},
+	} {
+		img, err := DecodeFile(filepath.Join("../../testdata/photos", c.jpeg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, ok := img.(*image.YCbCr)
+		if !ok || y.SubsampleRatio != c.ratio {
+			t.Fatalf("%s: %T, expected a %v JPEG", c.jpeg, img, c.ratio)
+		}
+		ref, err := DecodeFile(filepath.Join("../../testdata/published/decoded", c.png))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := FromImage(ref, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := FromImage(img, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fancy, nearest float64
+		w, h, plane := want.W, want.H, want.W*want.H
+		for py := 0; py < h; py++ {
+			for px := 0; px < w; px++ {
+				yc := y.YCbCrAt(px, py)
+				r, g, b := color.YCbCrToRGB(yc.Y, yc.Cb, yc.Cr)
+				for ch, v := range []uint8{r, g, b} {
+					wv := float64(want.Pix[ch*plane+py*w+px])
+					fancy += math.Abs(float64(got.Pix[ch*got.W*got.H+py*got.W+px]) - wv)
+					nearest += math.Abs(float64(v) - wv)
+				}
+			}
+		}
+		n := float64(3 * plane)
+		t.Logf("%s: mean |diff| from PIL %.3f levels, %.3f with nearest chroma", c.jpeg, fancy/n, nearest/n)
+		if fancy/n > 0.75 || fancy >= nearest {
+			t.Errorf("%s: mean |diff| from PIL %.3f levels (nearest chroma: %.3f), expected at most 0.75 and less than nearest", c.jpeg, fancy/n, nearest/n)
+		}
+	}
+}
+
+func TestHFProcessorConfigs(t *testing.T) {
+	for _, c := range []struct {
+		json, want string // want: the transform's String, or the error
+	}{
+		{`{"size": 224}`, "hf: resize square to 224 (bilinear, antialiased), mean [0.5 0.5 0.5] std [0.5 0.5 0.5]"},
+		{`{"size": {"shortest_edge": 256}, "do_center_crop": true, "crop_size": {"height": 224, "width": 224}, "resample": 3,
+			"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}`,
+			"hf: resize shorter side to 256 (bicubic, antialiased), centre crop 224, mean [0.485 0.456 0.406] std [0.229 0.224 0.225]"},
+		{`{"size": 224, "do_normalize": false}`, "hf: resize square to 224 (bilinear, antialiased), mean [0 0 0] std [1 1 1]"},
+		{`{"size": 224, "resample": 1}`, "resample 1, expected 2 (bilinear) or 3 (bicubic)"},
+		{`{"size": {"height": 224, "width": 160}}`, "224×160, expected a square"},
+		{`{"size": 192}`, "gives 192×192 images"},
+		{`{"size": 224, "rescale_factor": 0.5}`, "rescale other than by 1/255"},
+		{`{"size": 224, "image_mean": [0.5], "image_std": [0.5]}`, "1 means and 1 stds, expected 3"},
+		{`[1, 2]`, "not a JSON preprocessor config"},
+	} {
+		tr, err := parseHFProcessor([]byte(c.json), 224)
+		got := tr.String()
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, c.want) {
+			t.Errorf("%s: %q, expected %q", c.json, got, c.want)
+		}
+	}
+	if _, err := HFProcessor("../../testdata/absent/preprocessor_config.json", 224); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a missing config: %v is not fs.ErrNotExist", err)
+	}
+}

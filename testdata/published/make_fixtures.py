@@ -1,0 +1,133 @@
+#!/usr/bin/python3
+"""Generate the PyTorch + PIL fixtures of the published-weights tests.
+
+Run from the repository root:
+
+    /usr/bin/python3 testdata/published/make_fixtures.py
+
+Deterministic: fixed seeds, one CPU thread, float32. Outputs, next to this
+script (testdata/published/):
+
+  transforms/<photo>-<name>.png  what the standard evaluation transforms give
+                                 for the photos of testdata/photos, before
+                                 ToTensor (8-bit RGB, 224x224):
+                                   timm         Resize(248, bicubic), CenterCrop(224)
+                                                (timm's eval transform, crop_pct 0.9)
+                                   torchvision  Resize(256, bilinear), CenterCrop(224)
+                                                (torchvision's ViT ImageClassification)
+                                   hf           PIL resize to 224x224, bilinear
+                                                (ViTImageProcessor, resample=2)
+  ../photos/                     the photos (see copy_photos)
+  decoded/                       PIL's decoding of two JPEGs (see copy_photos)
+  transforms.json                per file: the mean of each channel after ToTensor
+                                 and Normalize, as a cross-check
+  VERSIONS.txt                   tool versions and the exact command
+"""
+
+import json
+import math
+import os
+import platform
+import sys
+
+import numpy as np
+import PIL
+import torch
+import torchvision
+from PIL import Image
+from torchvision import transforms as T
+from torchvision.transforms import InterpolationMode
+
+OUT_DIR = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(OUT_DIR))
+sys.path.insert(0, os.path.dirname(OUT_DIR))  # testdata/, for fixturelib
+
+torch.manual_seed(0)
+torch.set_num_threads(1)
+
+PHOTOS = ["chelsea.png", "rocket.jpg", "coffee.jpg", "chelsea-small.png"]
+SKIMAGE = "/usr/lib/python3/dist-packages/skimage/data"  # Debian's python3-skimage
+SIZE = 224
+IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+HALF = ([0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+
+TRANSFORMS = {
+    # timm's transforms_imagenet_eval: scale_size = floor(img_size / crop_pct).
+    "timm": (T.Compose([T.Resize(math.floor(SIZE / 0.9), interpolation=InterpolationMode.BICUBIC),
+                        T.CenterCrop(SIZE)]), HALF),
+    # torchvision's ViT_B_16_Weights.IMAGENET1K_V1.transforms(): resize 256, crop 224.
+    "torchvision": (T.Compose([T.Resize(SIZE * 256 // 224, interpolation=InterpolationMode.BILINEAR),
+                               T.CenterCrop(SIZE)]), IMAGENET),
+    # ViTImageProcessor: PIL resize to size x size with resample 2 (bilinear), no crop.
+    "hf": (lambda im: im.resize((SIZE, SIZE), resample=Image.BILINEAR), HALF),
+}
+
+
+def copy_photos():
+    """testdata/photos: chelsea.png and rocket.jpg as skimage ships them
+    (rocket.jpg: a JPEG without chroma subsampling), coffee.jpg encoded here
+    from skimage's coffee.png by PIL at quality 90 (4:2:0 chroma
+    subsampling, the common case)."""
+    d = os.path.join(ROOT, "testdata", "photos")
+    os.makedirs(d, exist_ok=True)
+    os.makedirs(os.path.join(OUT_DIR, "decoded"), exist_ok=True)
+    for name in ("chelsea.png", "rocket.jpg"):
+        with open(os.path.join(SKIMAGE, name), "rb") as src, open(os.path.join(d, name), "wb") as dst:
+            dst.write(src.read())
+    Image.open(os.path.join(SKIMAGE, "coffee.png")).convert("RGB").save(os.path.join(d, "coffee.jpg"), quality=90)
+    # A photo smaller than the model's input (the transforms enlarge it),
+    # with an alpha channel that PIL's convert("RGB") drops.
+    small = Image.open(os.path.join(SKIMAGE, "chelsea.png")).convert("RGB").crop((150, 40, 270, 130)).convert("RGBA")
+    alpha = Image.linear_gradient("L").resize(small.size)
+    small.putalpha(alpha)
+    small.save(os.path.join(d, "chelsea-small.png"))
+    # Its gray version as PIL's convert("L") computes it (for the 1-channel test).
+    small.convert("RGB").convert("L").save(os.path.join(OUT_DIR, "decoded", "chelsea-small-gray.png"))
+    # A small 4:2:2 JPEG (chroma halved horizontally only) and PIL's decoding
+    # of it and of coffee.jpg's top-left corner, for the chroma upsampling test.
+    crop = Image.open(os.path.join(SKIMAGE, "chelsea.png")).convert("RGB").crop((100, 60, 228, 156))
+    crop.save(os.path.join(d, "chelsea-422.jpg"), quality=90, subsampling=1)
+    Image.open(os.path.join(d, "chelsea-422.jpg")).convert("RGB").save(os.path.join(OUT_DIR, "decoded", "chelsea-422.png"))
+    Image.open(os.path.join(d, "coffee.jpg")).convert("RGB").crop((0, 0, 96, 64)).save(
+        os.path.join(OUT_DIR, "decoded", "coffee-corner.png"))
+
+
+def photo(name):
+    return Image.open(os.path.join(ROOT, "testdata", "photos", name)).convert("RGB")
+
+
+def transform_fixtures():
+    out = {}
+    os.makedirs(os.path.join(OUT_DIR, "transforms"), exist_ok=True)
+    for p in PHOTOS:
+        im = photo(p)
+        for name, (tf, (mean, std)) in TRANSFORMS.items():
+            res = tf(im)
+            assert res.size == (SIZE, SIZE) and res.mode == "RGB", (p, name, res.size, res.mode)
+            fname = f"{os.path.splitext(p)[0]}-{name}.png"
+            res.save(os.path.join(OUT_DIR, "transforms", fname), optimize=True)
+            x = T.Normalize(mean, std)(T.ToTensor()(res))
+            back = T.Normalize(mean, std)(T.ToTensor()(Image.open(os.path.join(OUT_DIR, "transforms", fname))))
+            assert torch.equal(x, back), fname  # the PNG holds the transform's output exactly
+            out[fname] = {"photo": p, "transform": name, "size": SIZE, "mean": mean, "std": std,
+                          "channel_means": [float(v) for v in x.mean(dim=(1, 2))]}
+            print(f"{fname}: {im.size} -> {res.size}")
+    with open(os.path.join(OUT_DIR, "transforms.json"), "w") as f:
+        json.dump(out, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+def versions():
+    with open(os.path.join(OUT_DIR, "VERSIONS.txt"), "w") as f:
+        f.write(f"python {platform.python_version()}\n")
+        f.write(f"torch {torch.__version__}\n")
+        f.write(f"torchvision {torchvision.__version__}\n")
+        f.write(f"pillow {PIL.__version__}\n")
+        f.write(f"numpy {np.__version__}\n")
+        f.write("command: /usr/bin/python3 testdata/published/make_fixtures.py  (run from the repository root)\n")
+
+
+if __name__ == "__main__":
+    copy_photos()
+    transform_fixtures()
+    versions()
