@@ -17,7 +17,9 @@ import (
 type ClassifierOption func(*classifierOptions)
 
 type classifierOptions struct {
-	batch, workers, topK int
+	batch, workers, topK, heads int
+	classes                     []string
+	spec                        preprocess.Spec
 }
 
 // WithBatchSize sets how many images one forward pass takes (default 16).
@@ -34,6 +36,23 @@ func WithWorkers(n int) ClassifierOption { return func(o *classifierOptions) { o
 // of one pass already use several cores on large inputs.
 func DefaultWorkers() int { return min(runtime.GOMAXPROCS(0), 4) }
 
+// WithHeads sets the number of attention heads of plain weights whose
+// architecture is read from their shapes (default: width/64).
+func WithHeads(n int) ClassifierOption { return func(o *classifierOptions) { o.heads = n } }
+
+// WithClassNames names the classes, index = class, instead of the names the
+// weights come with.
+func WithClassNames(names []string) ClassifierOption {
+	return func(o *classifierOptions) { o.classes = append([]string(nil), names...) }
+}
+
+// WithPreprocess changes the preprocessing the weights come with
+// (File.Transform): another standard transform, filter, crop fraction or
+// normalisation.
+func WithPreprocess(s preprocess.Spec) ClassifierOption {
+	return func(o *classifierOptions) { o.spec = s }
+}
+
 // WithTopK sets how many classes Prediction.Top lists (default 5; at most
 // the number of classes).
 func WithTopK(k int) ClassifierOption { return func(o *classifierOptions) { o.topK = k } }
@@ -48,7 +67,7 @@ func WithTopK(k int) ClassifierOption { return func(o *classifierOptions) { o.to
 type Classifier struct {
 	cfg     Config
 	classes []string
-	norm    preprocess.Normalization
+	tr      preprocess.Transform
 	notes   []string
 	batch   int
 	topK    int
@@ -68,11 +87,13 @@ type runner struct {
 	vm   G.VM
 }
 
-// LoadClassifier loads a checkpoint written by train.Run.Save (or plain
-// weights written by SaveWeights) and prepares a classifier: the model
-// from Open, the class names and the per-channel normalisation from
-// File.Classes and File.Normalization, whose fallbacks for a file without
-// them are described in Notes.
+// LoadClassifier loads a checkpoint written by train.Run.Save, weights
+// written by SaveWeights, or published weights in timm's, torchvision's or
+// Hugging Face's names (a Hugging Face model directory's
+// model.safetensors, config.json and preprocessor_config.json are read
+// together), and prepares a classifier: the model from File.NewModel, the
+// class names from File.Classes, the preprocessing from File.Transform.
+// Notes describes what was inferred or taken by default.
 func LoadClassifier(path string, opts ...ClassifierOption) (*Classifier, error) {
 	o := classifierOptions{batch: 16, workers: DefaultWorkers(), topK: 5}
 	for _, f := range opts {
@@ -87,18 +108,33 @@ func LoadClassifier(path string, opts ...ClassifierOption) (*Classifier, error) 
 	if o.topK < 1 {
 		return nil, errors.Errorf("model: classifier top-k %d, expected at least 1", o.topK)
 	}
-	m, f, err := Open(G.NewGraph(), path)
+	f, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f.Heads = o.heads
+	m, err := f.NewModel(G.NewGraph())
 	if err != nil {
 		return nil, err
 	}
 	cfg := m.Config
 	c := &Classifier{cfg: cfg, batch: o.batch, topK: min(o.topK, cfg.NumClasses), pool: make(chan *runner, o.workers)}
-	var notes [2]string
-	if c.classes, notes[0], err = f.Classes(cfg.NumClasses); err != nil {
+	var notes [3]string
+	if f.Source() != FromMetadata {
+		notes[0] = describeSource(cfg, f.Source(), f.naming)
+	}
+	if c.classes = o.classes; c.classes == nil {
+		if c.classes, notes[1], err = f.Classes(cfg.NumClasses); err != nil {
+			return nil, err
+		}
+	} else if len(c.classes) != cfg.NumClasses {
+		return nil, errors.Errorf("model: %d class names for a model of %d classes", len(c.classes), cfg.NumClasses)
+	}
+	if c.tr, notes[2], err = f.Transform(cfg); err != nil {
 		return nil, err
 	}
-	if c.norm, notes[1], err = f.Normalization(cfg.Channels); err != nil {
-		return nil, err
+	if c.tr, err = o.spec.Apply(c.tr); err != nil {
+		return nil, errors.Wrapf(err, "model: %s", path)
 	}
 	for _, n := range notes {
 		if n != "" {
@@ -207,7 +243,15 @@ func (c *Classifier) Classes() []string { return append([]string(nil), c.classes
 
 // Normalization returns the per-channel mean and std applied to pixels in
 // [0,1] (a copy).
-func (c *Classifier) Normalization() preprocess.Normalization { return c.norm.Clone() }
+func (c *Classifier) Normalization() preprocess.Normalization { return c.tr.Norm.Clone() }
+
+// Transform returns the preprocessing: how an image becomes the model's
+// input.
+func (c *Classifier) Transform() preprocess.Transform {
+	t := c.tr
+	t.Norm = t.Norm.Clone()
+	return t
+}
 
 // Notes describes the fallbacks LoadClassifier used for metadata the file
 // did not have (empty for a training checkpoint).
@@ -223,12 +267,13 @@ func (c *Classifier) PositionalEmbedding() (pe []float32, tokens, dim int) {
 func (c *Classifier) chw() int { return c.cfg.Channels * c.cfg.ImageSize * c.cfg.ImageSize }
 
 // Pixels converts img to the model's C×H×W input in [0,1], before
-// normalisation, as the trainer's image-folder reader does
-// (preprocess.ToCHW): gray ↔ RGB, centred square crop, resized to
-// ImageSize.
+// normalisation, with the classifier's Transform: for this package's
+// checkpoints as the trainer's image-folder reader does (gray ↔ RGB,
+// centred square crop, resized to ImageSize), for published weights as
+// their evaluation transform does.
 func (c *Classifier) Pixels(img image.Image) ([]float32, error) {
 	x := make([]float32, c.chw())
-	if err := preprocess.ToCHW(img, c.cfg.Channels, c.cfg.ImageSize, x); err != nil {
+	if err := c.tr.Pixels(img, x); err != nil {
 		return nil, errors.Wrap(err, "model: image")
 	}
 	return x, nil
@@ -237,7 +282,7 @@ func (c *Classifier) Pixels(img image.Image) ([]float32, error) {
 // Normalize applies the classifier's normalisation, in place, to n images
 // of C×H×W pixels in [0,1]: (x − mean[c]) / std[c], as in training.
 func (c *Classifier) Normalize(x []float32) error {
-	return errors.Wrap(c.norm.Apply(x, c.cfg.ImageSize*c.cfg.ImageSize), "model")
+	return errors.Wrap(c.tr.Norm.Apply(x, c.cfg.ImageSize*c.cfg.ImageSize), "model")
 }
 
 // Classify converts, normalises and classifies images, in batches spread
@@ -245,7 +290,7 @@ func (c *Classifier) Normalize(x []float32) error {
 func (c *Classifier) Classify(imgs []image.Image) ([]Prediction, error) {
 	x := make([]float32, len(imgs)*c.chw())
 	for i, img := range imgs {
-		if err := preprocess.ToCHW(img, c.cfg.Channels, c.cfg.ImageSize, x[i*c.chw():(i+1)*c.chw()]); err != nil {
+		if err := c.tr.Pixels(img, x[i*c.chw():(i+1)*c.chw()]); err != nil {
 			return nil, errors.Wrapf(err, "model: image %d", i)
 		}
 	}

@@ -33,10 +33,10 @@ var (
 	// ErrFormat: the file is not a safetensors file this package can read
 	// (bad header, truncated, unsupported dtype).
 	ErrFormat = errors.New("model: not a readable safetensors file")
-	// ErrNoConfig: the file holds weights but no model config (plain timm,
-	// torchvision or Hugging Face weights): build the model with New and
-	// call LoadWeights.
-	ErrNoConfig = errors.New("model: no model config in the file")
+	// ErrNoConfig: the file's architecture cannot be told (no metadata,
+	// no config.json, tensors that do not say it): build the model with
+	// New and call LoadWeights, or give what is missing (File.Heads).
+	ErrNoConfig = errors.New("model: the architecture of the weights is unknown")
 )
 
 // kindError is an error with a message of its own whose errors.Is cause is
@@ -59,6 +59,12 @@ type File struct {
 	Path    string
 	Tensors map[string]Tensor
 	Meta    map[string]string
+	// Heads is the number of attention heads of plain weights whose
+	// architecture is read from their shapes (which do not tell it); 0
+	// means width/64, as in every standard ViT.
+	Heads int
+
+	naming, source string // set by Config
 }
 
 // ReadFile reads a safetensors file written by this package, by PyTorch,
@@ -88,19 +94,29 @@ func Open(g *G.ExprGraph, path string, opts ...Option) (*ViT, *File, error) {
 	return m, f, nil
 }
 
-// Config returns the model config stored in the metadata, checked against
-// the tensors: a config whose parameters outnumber the values the file
-// holds is refused, so that a damaged or hostile file cannot make New
-// allocate far more memory than the file itself holds (NewModel then checks
-// every name and shape). A file without one gives ErrNoConfig.
+// Config returns the model's architecture, read from, in order: this
+// package's metadata ("vit.config"); a Hugging Face config.json beside the
+// file; the tensors' names and shapes (File.Heads, or width/64, heads).
+// Source tells which. It is checked against the tensors: a config whose
+// parameters outnumber the values the file holds is refused, so that a
+// damaged or hostile file cannot make New allocate far more memory than the
+// file itself holds (NewModel then checks every name and shape). When the
+// architecture cannot be told, the error's cause is ErrNoConfig.
 func (f *File) Config() (Config, error) {
-	s, ok := f.Meta[MetaConfig]
-	if !ok {
-		return Config{}, kindErrorf(ErrNoConfig, "model: %s has no %q metadata (plain weights): build the model with New and call LoadWeights", f.Path, MetaConfig)
-	}
-	cfg, err := parseConfig(s)
-	if err != nil {
-		return cfg, errors.Wrapf(err, "model: %s", f.Path)
+	var cfg Config
+	var err error
+	if s, ok := f.Meta[MetaConfig]; ok {
+		f.source, f.naming = FromMetadata, namingTimm
+		if cfg, err = parseConfig(s); err != nil {
+			return cfg, errors.Wrapf(err, "model: %s", f.Path)
+		}
+	} else {
+		if cfg, f.source, err = f.inferConfig(); err != nil {
+			return cfg, &kindError{ErrNoConfig, err.Error()}
+		}
+		if err := cfg.Validate(); err != nil {
+			return cfg, errors.Wrapf(err, "model: %s: the %s give", f.Path, f.source)
+		}
 	}
 	var have float64
 	for _, t := range f.Tensors {
@@ -111,6 +127,10 @@ func (f *File) Config() (Config, error) {
 	}
 	return cfg, nil
 }
+
+// Source tells where Config found the architecture: FromMetadata,
+// FromHFConfig or FromShapes ("" before Config is called).
+func (f *File) Source() string { return f.source }
 
 // NewModel creates the file's model in g (New with the stored config and
 // opts) and loads its weights.
@@ -129,11 +149,20 @@ func (f *File) NewModel(g *G.ExprGraph, opts ...Option) (*ViT, error) {
 	return m, nil
 }
 
-// Classes returns the k class names stored in the metadata. A file without
-// them gets "0", "1", …, and a note that says so.
+// Classes returns the names of the k classes, from, in order: the
+// metadata; a Hugging Face config.json's id2label; the ImageNet-1k names
+// for 1000 classes; "0", "1", … . note says which fallback was taken ("" for
+// the metadata).
 func (f *File) Classes(k int) (names []string, note string, err error) {
 	s, ok := f.Meta[MetaClasses]
 	if !ok {
+		hc, _ := f.readHFConfig() // a bad config.json is reported by Config
+		if names = hfClasses(hc, k); names != nil {
+			return names, fmt.Sprintf("class names from the id2label of %s", f.beside(hfConfigName)), nil
+		}
+		if k == len(imageNetClasses) {
+			return append([]string(nil), imageNetClasses...), "1000 classes without names: the ImageNet-1k names", nil
+		}
 		names = make([]string, k)
 		for i := range names {
 			names[i] = strconv.Itoa(i)

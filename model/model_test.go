@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"io/fs"
+	"maps"
 	"math/rand"
 	"path/filepath"
 	"strings"
@@ -321,10 +322,11 @@ func TestSaveLoadOpen(t *testing.T) {
 	if c, err := f.Config(); err != nil || c != cfg || f.Path != path {
 		t.Fatalf("File.Config = %+v, %v (path %q)", c, err, f.Path)
 	}
-	// A plain timm file has no config: Open says what to do instead.
+	// A plain timm file of width 32 does not tell its heads: Open says
+	// which flag gives them.
 	_, _, err = Open(G.NewGraph(), "../testdata/parity/vit_timm.safetensors")
-	if err == nil || !strings.Contains(err.Error(), "LoadWeights") || !errors.Is(err, ErrNoConfig) {
-		t.Errorf("Open on a file without config: %v, expected ErrNoConfig saying to use LoadWeights", err)
+	if err == nil || !strings.Contains(err.Error(), "-heads") || !errors.Is(err, ErrNoConfig) {
+		t.Errorf("Open on plain weights of width 32: %v, expected ErrNoConfig naming -heads", err)
 	}
 	// A missing file is fs.ErrNotExist through Open and LoadClassifier.
 	missing := filepath.Join(t.TempDir(), "absent.safetensors")
@@ -451,5 +453,49 @@ func TestCost(t *testing.T) {
 	}
 	if c.Cost(2).ActivationBytes != 2*got.ActivationBytes {
 		t.Error("activation memory does not scale with the batch")
+	}
+}
+
+// TestConfigFromShapes: plain weights in each naming give the architecture
+// they were made with, heads from File.Heads; what they cannot tell is an
+// error that names it.
+func TestConfigFromShapes(t *testing.T) {
+	for _, c := range []struct {
+		file string
+		eps  float64
+	}{{"vit_timm.safetensors", 0}, {"vit_torchvision.safetensors", 0}, {"vit_hf.safetensors", 1e-12}} {
+		f, err := ReadFile("../testdata/parity/" + c.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Heads = 4
+		cfg, err := f.Config()
+		want := parityConfig
+		if c.eps != 0 {
+			want.Eps = c.eps // Hugging Face's ViTConfig default, with no config.json to say otherwise
+		} else {
+			want.Eps = 1e-6
+		}
+		if err != nil || cfg != want || f.Source() != FromShapes {
+			t.Errorf("%s: %+v (from %s), %v; expected %+v from shapes", c.file, cfg, f.Source(), err, want)
+		}
+	}
+	st := readFixture(t, "vit_timm.safetensors")
+	for _, c := range []struct {
+		drop, want string
+	}{
+		{"head.weight", "no classifier head"},
+		{"patch_embed.proj.weight", `no tensor "patch_embed.proj.weight"`},
+	} {
+		in := maps.Clone(st)
+		delete(in, c.drop)
+		if _, err := configFromShapes(in, 4, 1e-6); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("without %s: %v, expected %q", c.drop, err, c.want)
+		}
+	}
+	in := maps.Clone(st)
+	in["pos_embed"] = Tensor{Shape: []int{1, 16, 32}, Data: make([]float64, 16*32)}
+	if _, err := configFromShapes(in, 4, 1e-6); err == nil || !strings.Contains(err.Error(), "square grid") {
+		t.Errorf("a positional embedding without a class token: %v", err)
 	}
 }

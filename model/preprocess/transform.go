@@ -1,11 +1,14 @@
 package preprocess
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"image"
 	"math"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/pkg/errors"
 )
@@ -65,6 +68,12 @@ func TimmEval(size int, cropPct float64, f Filter, norm Normalization) (Transfor
 // normalisation unless norm says otherwise.
 func TorchvisionEval(size int, norm Normalization) Transform {
 	return Transform{Name: "torchvision", Size: size, Channels: 3, Resize: size * 256 / 224, Filter: Bilinear, Crop: size, Norm: norm}
+}
+
+// HFDefault is what Hugging Face's ViTImageProcessor does with its
+// defaults: resize to size×size, bilinear, no crop, mean and std 0.5.
+func HFDefault(size int) Transform {
+	return Transform{Name: "hf", Size: size, Channels: 3, Resize: size, ResizeExact: true, Filter: Bilinear, Norm: Half}
 }
 
 // hfProcessor is the part of a Hugging Face preprocessor_config.json that
@@ -221,4 +230,94 @@ func (t Transform) Pixels(img image.Image, dst []float32) error {
 		return err
 	}
 	return m.Floats(dst)
+}
+
+// Spec changes the transform that weights come with (a Transform built
+// once the model's input size is known). Zero fields keep what there is.
+type Spec struct {
+	// Kind replaces the transform: "train", "timm", "torchvision" or "hf",
+	// each with its own defaults (filter, crop, normalisation); "" keeps it.
+	Kind    string
+	CropPct float64        // timm: the crop fraction (default 0.9)
+	Filter  Filter         // the resampling filter of an evaluation transform
+	Norm    *Normalization // the normalisation
+}
+
+// Apply returns base changed as the spec says.
+func (s Spec) Apply(base Transform) (Transform, error) {
+	t := base
+	var err error
+	switch s.Kind {
+	case "":
+		if s.CropPct != 0 && t.Name == "timm" {
+			t, err = TimmEval(t.Size, s.CropPct, t.Filter, t.Norm)
+		}
+	case "train":
+		norm := Identity(t.Channels)
+		if base.Name == "train" {
+			norm = base.Norm
+		}
+		t = TrainTransform(t.Size, t.Channels, norm)
+	case "timm":
+		t, err = TimmEval(t.Size, cmp.Or(s.CropPct, 0.9), Bicubic, Half)
+	case "torchvision":
+		t = TorchvisionEval(t.Size, ImageNet)
+	case "hf":
+		t = HFDefault(t.Size)
+	default:
+		return t, errors.Errorf("preprocess: transform %q, expected train, timm, torchvision or hf", s.Kind)
+	}
+	if err != nil {
+		return t, err
+	}
+	if s.CropPct != 0 && t.Name != "timm" {
+		return t, errors.Errorf("preprocess: a crop fraction is for timm's transform, not %s's", t.Name)
+	}
+	if s.Filter != 0 {
+		if t.Resize == 0 {
+			return t, errors.New("preprocess: the training pipeline has no resampling filter to choose")
+		}
+		t.Filter = s.Filter
+	}
+	if s.Norm != nil {
+		t.Norm = *s.Norm
+	}
+	return t, t.Check()
+}
+
+// ParseFilter reads a filter's name: "bilinear" or "bicubic".
+func ParseFilter(s string) (Filter, error) {
+	for _, f := range []Filter{Bilinear, Bicubic} {
+		if s == f.String() {
+			return f, nil
+		}
+	}
+	return 0, errors.Errorf("preprocess: filter %q, expected bilinear or bicubic", s)
+}
+
+// ParseNorm reads a normalisation: "imagenet", "half" (0.5, 0.5), or
+// "m1,m2,m3/s1,s2,s3" (one mean and one std per channel).
+func ParseNorm(s string) (Normalization, error) {
+	switch s {
+	case "imagenet":
+		return ImageNet.Clone(), nil
+	case "half":
+		return Half.Clone(), nil
+	}
+	means, stds, ok := strings.Cut(s, "/")
+	var n Normalization
+	for i, part := range []string{means, stds} {
+		for _, f := range strings.Split(part, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(f), 32)
+			if err != nil || !ok {
+				return Normalization{}, errors.Errorf("preprocess: normalisation %q, expected imagenet, half or MEAN,…/STD,… (e.g. 0.5,0.5,0.5/0.5,0.5,0.5)", s)
+			}
+			if i == 0 {
+				n.Mean = append(n.Mean, float32(v))
+			} else {
+				n.Std = append(n.Std, float32(v))
+			}
+		}
+	}
+	return n, n.Check(len(n.Mean))
 }
