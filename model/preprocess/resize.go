@@ -109,13 +109,7 @@ func straightRGB(img image.Image) func(x, y int) (r, g, b uint8) {
 			return v, v, v
 		}
 	case *image.YCbCr:
-		if at := fancyRGB(m); at != nil {
-			return at
-		}
-		return func(x, y int) (uint8, uint8, uint8) {
-			c := m.YCbCrAt(x, y)
-			return color.YCbCrToRGB(c.Y, c.Cb, c.Cr)
-		}
+		return jpegRGB(m)
 	case *image.NRGBA:
 		return func(x, y int) (uint8, uint8, uint8) {
 			c := m.NRGBAAt(x, y)

@@ -2,8 +2,23 @@ package preprocess
 
 import (
 	"image"
-	"image/color"
 )
+
+// yccToRGB converts a JPEG YCbCr sample to RGB as libjpeg's
+// ycc_rgb_convert does: 16-bit fixed-point JFIF coefficients, R and B
+// rounded to nearest, G rounded down from a half added to the Cb term.
+// (The standard library's color.YCbCrToRGB rounds differently: a third of
+// a photo's red samples differ from PIL's by one.)
+func yccToRGB(y, cb, cr uint8) (r, g, b uint8) {
+	const half = 1 << 15
+	x, z := int32(cb)-128, int32(cr)-128
+	yy := int32(y)
+	clamp := func(v int32) uint8 { return uint8(min(max(v, 0), 255)) }
+	r = clamp(yy + (91881*z+half)>>16)
+	g = clamp(yy + (-22554*x+half-46802*z)>>16)
+	b = clamp(yy + (116130*x+half)>>16)
+	return r, g, b
+}
 
 // upsampleChroma returns the full-resolution Cb and Cr planes (W×H each) of
 // a JPEG image whose chroma is subsampled 2:1 horizontally (4:2:2) or in
@@ -78,17 +93,20 @@ func upsampleChroma(m *image.YCbCr) (cb, cr []uint8, ok bool) {
 	return plane(m.Cb), plane(m.Cr), true
 }
 
-// fancyRGB returns a reader of the pixels of a chroma-subsampled JPEG image
-// with its chroma upsampled as libjpeg does, or nil if m is not 4:2:0 or
-// 4:2:2.
-func fancyRGB(m *image.YCbCr) func(x, y int) (r, g, b uint8) {
+// jpegRGB returns a reader of the pixels of a JPEG image as libjpeg gives
+// them: chroma subsampled 4:2:0 or 4:2:2 upsampled as libjpeg does, colour
+// converted as libjpeg does.
+func jpegRGB(m *image.YCbCr) func(x, y int) (r, g, b uint8) {
 	cb, cr, ok := upsampleChroma(m)
 	if !ok {
-		return nil
+		return func(x, y int) (uint8, uint8, uint8) {
+			c := m.YCbCrAt(x, y)
+			return yccToRGB(c.Y, c.Cb, c.Cr)
+		}
 	}
 	w := m.Rect.Dx()
 	return func(x, y int) (uint8, uint8, uint8) {
 		i := (y-m.Rect.Min.Y)*w + x - m.Rect.Min.X
-		return color.YCbCrToRGB(m.Y[m.YOffset(x, y)], cb[i], cr[i])
+		return yccToRGB(m.Y[m.YOffset(x, y)], cb[i], cr[i])
 	}
 }

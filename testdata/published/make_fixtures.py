@@ -19,6 +19,15 @@ script (testdata/published/):
                                                 (ViTImageProcessor, resample=2)
   ../photos/                     the photos (see copy_photos)
   decoded/                       PIL's decoding of two JPEGs (see copy_photos)
+  hf-vit/                        a Hugging Face model directory: model.safetensors
+                                 (F16, ViTForImageClassification names), config.json,
+                                 preprocessor_config.json (ViTImageProcessor)
+  vit_timm.safetensors           the same weights in timm's names
+  vit_torchvision.safetensors    the same weights in torchvision's names
+  model_outputs.json             what torchvision's VisionTransformer computes with them:
+                                 the probabilities of the photos through the Hugging Face
+                                 pipeline, and the logits of ../photos/chelsea-32.png
+                                 (already of the input size) under both normalisations
   transforms.json                per file: the mean of each channel after ToTensor
                                  and Normalize, as a cross-check
   VERSIONS.txt                   tool versions and the exact command
@@ -117,6 +126,92 @@ def transform_fixtures():
         f.write("\n")
 
 
+# ----------------------------------------------------------------------------
+# A small ViT with the same weights in Hugging Face's, timm's and
+# torchvision's names, and what PyTorch computes with them.
+# ----------------------------------------------------------------------------
+M = dict(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=128, mlp_dim=256, num_classes=10)
+LABELS = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def build_model():
+    """torchvision's VisionTransformer with every parameter random (seeded)
+    and rounded to half precision, the precision of the files."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    model = VisionTransformer(**M, dropout=0.0, attention_dropout=0.0).float().eval()
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            r = torch.randn(p.shape, generator=gen)
+            if name.endswith("ln_1.weight") or name.endswith("ln_2.weight") or name == "encoder.ln.weight":
+                v = 1.0 + 0.2 * r
+            elif name in ("class_token", "encoder.pos_embedding") or name.endswith("bias"):
+                v = 0.2 * r
+            elif name == "conv_proj.weight":
+                v = r / math.sqrt(p.shape[1] * p.shape[2] * p.shape[3])
+            elif name == "heads.head.weight":
+                v = 4 * r / math.sqrt(p.shape[1])  # confident enough that the top classes are clear
+            else:
+                v = r / math.sqrt(p.shape[1])
+            p.copy_(v.half().float())
+    return model
+
+
+def model_fixtures():
+    from fixturelib import torchvision_to_hf, torchvision_to_timm, write_safetensors
+
+    model = build_model()
+    sd = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    layers = M["num_layers"]
+    hf_dir = os.path.join(OUT_DIR, "hf-vit")
+    os.makedirs(hf_dir, exist_ok=True)
+    write_safetensors(os.path.join(hf_dir, "model.safetensors"), torchvision_to_hf(sd, layers), {"format": "pt"}, dtype="F16")
+    write_safetensors(os.path.join(OUT_DIR, "vit_timm.safetensors"), torchvision_to_timm(sd, layers), {"format": "pt"}, dtype="F16")
+    write_safetensors(os.path.join(OUT_DIR, "vit_torchvision.safetensors"), list(sd.items()), dtype="F16")
+    config = {
+        "architectures": ["ViTForImageClassification"], "model_type": "vit",
+        "image_size": M["image_size"], "patch_size": M["patch_size"], "num_channels": 3,
+        "hidden_size": M["hidden_dim"], "num_hidden_layers": layers, "num_attention_heads": M["num_heads"],
+        "intermediate_size": M["mlp_dim"], "hidden_act": "gelu", "layer_norm_eps": 1e-6, "qkv_bias": True,
+        "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+        "id2label": {str(i): n for i, n in enumerate(LABELS)}, "label2id": {n: i for i, n in enumerate(LABELS)},
+    }
+    processor = {
+        "image_processor_type": "ViTImageProcessor", "do_resize": True,
+        "size": {"height": M["image_size"], "width": M["image_size"]}, "resample": 2,
+        "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+        "image_mean": HALF[0], "image_std": HALF[1],
+    }
+    for name, obj in (("config.json", config), ("preprocessor_config.json", processor)):
+        with open(os.path.join(hf_dir, name), "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    size = M["image_size"]
+    expect = {"hf": {}, "identity": {}}
+    with torch.no_grad():
+        # 1. The Hugging Face pipeline on photos larger than the input.
+        for p in ["chelsea.png", "rocket.jpg", "coffee.jpg"]:
+            im = photo(p).resize((size, size), resample=Image.BILINEAR)
+            x = T.Normalize(*HALF)(T.ToTensor()(im)).unsqueeze(0)
+            probs = torch.softmax(model(x), dim=-1)[0]
+            top = torch.argsort(probs, descending=True, stable=True)[:5]
+            expect["hf"][p] = {"top": [{"class": int(i), "label": LABELS[int(i)], "prob": float(probs[i])} for i in top],
+                               "probs": [float(v) for v in probs]}
+        # 2. An image already of the input size: the identity preprocessing,
+        # then timm's and torchvision's normalisations.
+        small = photo("chelsea.png").resize((size, size), resample=Image.BICUBIC)
+        small.save(os.path.join(ROOT, "testdata", "photos", f"chelsea-{size}.png"))
+        for norm_name, norm in (("half", HALF), ("imagenet", IMAGENET)):
+            x = T.Normalize(*norm)(T.ToTensor()(small)).unsqueeze(0)
+            expect["identity"][norm_name] = [float(v) for v in model(x)[0]]
+    with open(os.path.join(OUT_DIR, "model_outputs.json"), "w") as f:
+        json.dump({"config": M, "expect": expect}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    print("model fixtures:", {p: [t["label"] for t in e["top"][:2]] for p, e in expect["hf"].items()})
+
+
 def versions():
     with open(os.path.join(OUT_DIR, "VERSIONS.txt"), "w") as f:
         f.write(f"python {platform.python_version()}\n")
@@ -130,4 +225,5 @@ def versions():
 if __name__ == "__main__":
     copy_photos()
     transform_fixtures()
+    model_fixtures()
     versions()
