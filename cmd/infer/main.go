@@ -21,7 +21,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
 	"io"
@@ -34,98 +33,6 @@ import (
 )
 
 func main() { cli.Main("infer", run) }
-
-type options struct {
-	model                string
-	topK, batch, workers int
-	json                 bool
-	dataDir, format      string
-	coarse               bool
-	posSim, attention    string
-	attentionLayers      bool
-	curves, metrics      string
-	inputs               []string
-	set                  map[string]bool
-}
-
-func parseFlags(args []string, stderr io.Writer) (*options, error) {
-	o := &options{}
-	fs := cli.NewFlagSet("infer", "usage: go run ./cmd/infer -model FILE [flags] IMAGE_OR_DIR ...\n\n"+
-		"Classifies PNG and JPEG images (a directory: every .png/.jpg/.jpeg in it), evaluates on a dataset\n"+
-		"(-data) and draws pictures of what the model learnt. Flags may come before or after the images.\n\n", stderr)
-	fs.StringVar(&o.model, "model", "", "checkpoint `file` written by cmd/train (or plain weights written by model.SaveWeights)")
-	fs.IntVar(&o.topK, "topk", 5, "classes to print per image")
-	fs.BoolVar(&o.json, "json", false, "print JSON: one object per image ({\"file\", \"top\"}), and one for -data")
-	fs.IntVar(&o.batch, "batch", 16, "images per forward pass")
-	fs.IntVar(&o.workers, "workers", model.DefaultWorkers(), "forward passes run in parallel (each holds a batch's activations)")
-	fs.StringVar(&o.dataDir, "data", "", "evaluate on the test split of the dataset in `dir` (CIFAR-10/100 binary, IDX, or image folders)")
-	fs.StringVar(&o.format, "format", "", "-data format: cifar10, cifar100, idx or folder (default: detected)")
-	fs.BoolVar(&o.coarse, "coarse", false, "-data CIFAR-100: the 20 coarse labels")
-	fs.StringVar(&o.posSim, "pos-similarity", "", "draw the cosine similarity of the positional embeddings to this PNG `file`")
-	fs.StringVar(&o.attention, "attention", "", "draw the attention rollout over the first image to this PNG `file`")
-	fs.BoolVar(&o.attentionLayers, "attention-layers", false, "with -attention, also draw each block's own class-token attention")
-	fs.StringVar(&o.curves, "curves", "", "draw loss and accuracy per epoch (from -metrics) to this PNG `file`")
-	fs.StringVar(&o.metrics, "metrics", "", "training metrics `file` (JSON lines) for -curves (default: beside -model, NAME.metrics.jsonl)")
-	// Flags may follow the images: parse, take one positional argument,
-	// parse the rest again. After "--" everything is an image.
-	rest := args
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return nil, err
-		}
-		consumed := len(rest) - fs.NArg()
-		if fs.NArg() == 0 {
-			break
-		}
-		if consumed > 0 && rest[consumed-1] == "--" {
-			o.inputs = append(o.inputs, fs.Args()...)
-			break
-		}
-		o.inputs = append(o.inputs, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
-	o.set = fs.Set()
-	return o, o.check()
-}
-
-// check refuses contradictory or useless settings.
-func (o *options) check() error {
-	if o.topK < 1 {
-		return fmt.Errorf("-topk %d, expected at least 1", o.topK)
-	}
-	if o.batch < 1 {
-		return fmt.Errorf("-batch %d, expected at least 1", o.batch)
-	}
-	if o.workers < 1 {
-		return fmt.Errorf("-workers %d, expected at least 1", o.workers)
-	}
-	if o.attentionLayers && o.attention == "" {
-		return errors.New("-attention-layers needs -attention OUT.png")
-	}
-	if o.set["metrics"] && o.curves == "" {
-		return errors.New("-metrics is read by -curves; add -curves OUT.png")
-	}
-	if (o.set["format"] || o.coarse) && o.dataDir == "" {
-		return errors.New("-format and -coarse apply to -data; add -data DIR")
-	}
-	if len(o.inputs) == 0 && o.dataDir == "" && o.posSim == "" && o.attention == "" && o.curves == "" {
-		return errors.New("nothing to do: give images or directories, -data DIR, -pos-similarity OUT.png, -attention OUT.png or -curves OUT.png (see -h)")
-	}
-	if o.attention != "" && len(o.inputs) == 0 {
-		return errors.New("-attention draws the first image argument, and none was given")
-	}
-	if o.model == "" && (len(o.inputs) > 0 || o.dataDir != "" || o.posSim != "" || o.attention != "") {
-		return errors.New("no -model: give the checkpoint file written by cmd/train")
-	}
-	if o.curves != "" && o.metrics == "" {
-		if o.model == "" {
-			return errors.New("-curves needs -metrics FILE (or -model, to find NAME.metrics.jsonl beside it)")
-		}
-		base := strings.TrimSuffix(o.model, ".safetensors")
-		o.metrics = strings.TrimSuffix(base, ".best") + ".metrics.jsonl"
-	}
-	return nil
-}
 
 func run(args []string, stdout, stderr io.Writer) (int, error) {
 	o, err := parseFlags(args, stderr)
@@ -140,7 +47,11 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if o.model == "" {
 		return 0, nil
 	}
-	c, err := model.LoadClassifier(o.model, model.WithBatchSize(o.batch), model.WithTopK(o.topK), model.WithWorkers(o.workers))
+	opts, err := o.classifierOptions()
+	if err != nil {
+		return 2, err
+	}
+	c, err := model.LoadClassifier(o.model, opts...)
 	if err != nil {
 		return 1, err
 	}

@@ -10,6 +10,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -541,5 +542,80 @@ func TestPictures(t *testing.T) {
 	code, err, _, _ = runInfer("-curves", curves, "-metrics", bad)
 	if code != 1 || err == nil || !strings.Contains(err.Error(), "bad.jsonl") {
 		t.Errorf("bad metrics: code %d, error %v", code, err)
+	}
+}
+
+// TestPublishedWeights: a Hugging Face directory runs with no flag but
+// -model and gives PyTorch's top-5 probabilities on real photos within
+// 1e-3; timm and torchvision files run without a config; mistakes in the
+// preprocessing flags are one line and exit status 2.
+func TestPublishedWeights(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/published/model_outputs.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want struct {
+		Expect struct {
+			HF map[string]struct {
+				Top []model.Class `json:"top"`
+			} `json:"hf"`
+		} `json:"expect"`
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	photos := "../../testdata/photos/"
+	hf := "../../testdata/published/hf-vit/model.safetensors"
+	code, err, stdout, stderr := runInfer("-model", hf, "-json", photos+"chelsea.png", photos+"rocket.jpg", photos+"coffee.jpg")
+	if code != 0 || err != nil {
+		t.Fatalf("exit %d, %v\n%s", code, err, stderr)
+	}
+	for _, part := range []string{"config.json", "id2label", "preprocessor_config.json"} {
+		if !strings.Contains(stderr, part) {
+			t.Errorf("the notes do not mention %s:\n%s", part, stderr)
+		}
+	}
+	lines := jsonLines(t, stdout)
+	if len(lines) != 3 {
+		t.Fatalf("%d JSON lines, expected 3:\n%s", len(lines), stdout)
+	}
+	for _, l := range lines {
+		w := want.Expect.HF[filepath.Base(l["file"].(string))]
+		top := l["top"].([]any)
+		if len(top) != 5 || len(w.Top) != 5 {
+			t.Fatalf("%v: %d classes, expected 5", l["file"], len(top))
+		}
+		for i, c := range top {
+			got := c.(map[string]any)
+			if got["label"] != w.Top[i].Label || math.Abs(got["prob"].(float64)-float64(w.Top[i].Prob)) > 1e-3 {
+				t.Errorf("%v: class %d is %v %v, PyTorch's %q %v", l["file"], i+1, got["label"], got["prob"], w.Top[i].Label, w.Top[i].Prob)
+			}
+		}
+	}
+	for _, f := range []string{"vit_timm.safetensors", "vit_torchvision.safetensors"} {
+		code, err, _, stderr := runInfer("-model", "../../testdata/published/"+f, "-topk", "2", photos+"coffee.jpg")
+		if code != 0 || err != nil || !strings.Contains(stderr, "evaluation transform") {
+			t.Errorf("%s: exit %d, %v\n%s", f, code, err, stderr)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-preprocess", "pil"}, 2, `-preprocess "pil"`},
+		{[]string{"-norm", "half/"}, 2, "-norm"},
+		{[]string{"-norm", "0.5/0.5"}, 1, "1 means and 1 stds, expected 3"},
+		{[]string{"-interpolation", "nearest"}, 2, `filter "nearest"`},
+		{[]string{"-crop-pct", "2"}, 2, "-crop-pct"},
+		{[]string{"-preprocess", "torchvision", "-crop-pct", "0.8"}, 1, "crop fraction is for timm"},
+		{[]string{"-heads", "3"}, 1, "not divisible by Config.Heads 3"},
+		{[]string{"-classes", "../../testdata/parity/VERSIONS.txt"}, 1, "5 class names for a model of 10 classes"},
+	} {
+		args := append([]string{"-model", hf}, c.args...)
+		code, err, _, _ := runInfer(append(args, photos+"coffee.jpg")...)
+		if code != c.code || err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: exit %d, %v; expected %d and %q", c.args, code, err, c.code, c.want)
+		}
 	}
 }
