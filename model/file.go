@@ -3,6 +3,8 @@ package model
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 
 	"github.com/pkg/errors"
@@ -19,6 +21,7 @@ const (
 	MetaClasses       = "classes"       // JSON list of class names, index = class
 	MetaNormalization = "normalization" // JSON {"Mean": [...], "Std": [...]}, one value per channel
 	MetaChecksum      = "checksum"      // SHA-256 of the tensors and the other metadata (see ReadFile)
+	MetaPreprocess    = "preprocess"    // JSON preprocess.Transform: how images become inputs (exported weights)
 )
 
 // ExtraPrefix starts the names of tensors that a checkpoint carries beside
@@ -68,9 +71,13 @@ type File struct {
 }
 
 // ReadFile reads a safetensors file written by this package, by PyTorch,
-// timm or Hugging Face. A missing file satisfies errors.Is(err,
+// timm or Hugging Face; a directory stands for its model.safetensors (a
+// Hugging Face model directory). A missing file satisfies errors.Is(err,
 // fs.ErrNotExist), a damaged one ErrChecksum or ErrFormat.
 func ReadFile(path string) (*File, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = filepath.Join(path, "model.safetensors")
+	}
 	st, meta, err := readSafetensors(path)
 	if err != nil {
 		return nil, err

@@ -218,6 +218,7 @@ func describeSource(cfg Config, source, naming string) string {
 // Transform returns the preprocessing the weights were made for, for a
 // model of the given config, with a note saying how it was chosen:
 //
+//   - weights exported by this package: the transform in the metadata;
 //   - this package's checkpoints: the training pipeline
 //     (preprocess.TrainTransform) with the stored normalisation;
 //   - a Hugging Face preprocessor_config.json beside the file: what it says;
@@ -230,6 +231,16 @@ func describeSource(cfg Config, source, naming string) string {
 //
 // Call Config first.
 func (f *File) Transform(cfg Config) (preprocess.Transform, string, error) {
+	if s, ok := f.Meta[MetaPreprocess]; ok {
+		var t preprocess.Transform
+		if err := json.Unmarshal([]byte(s), &t); err != nil {
+			return t, "", errors.Errorf("model: %s: %q metadata is not a JSON transform: %v", f.Path, MetaPreprocess, err)
+		}
+		if t.Size != cfg.ImageSize || t.Channels != cfg.Channels {
+			return t, "", errors.Errorf("model: %s: %q metadata is for %d×%d×%d images, the model takes %d×%d×%d", f.Path, MetaPreprocess, t.Channels, t.Size, t.Size, cfg.Channels, cfg.ImageSize, cfg.ImageSize)
+		}
+		return t, "", errors.Wrapf(t.Check(), "model: %s: %q metadata", f.Path, MetaPreprocess)
+	}
 	if f.source == FromMetadata {
 		norm, note, err := f.Normalization(cfg.Channels)
 		return preprocess.TrainTransform(cfg.ImageSize, cfg.Channels, norm), note, err
@@ -237,6 +248,11 @@ func (f *File) Transform(cfg Config) (preprocess.Transform, string, error) {
 	if cfg.Channels != 3 {
 		return preprocess.Transform{}, "", errors.Errorf("model: %s: %d input channels, expected 3 for published weights", f.Path, cfg.Channels)
 	}
+	return f.namingTransform(cfg)
+}
+
+// namingTransform is the standard transform of the weights' naming.
+func (f *File) namingTransform(cfg Config) (preprocess.Transform, string, error) {
 	switch f.naming {
 	case namingHuggingFace:
 		p := f.beside(hfProcessorName)

@@ -5,9 +5,13 @@ import (
 	"image"
 	"math"
 	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/vitgo/vit/model/preprocess"
+	G "gorgonia.org/gorgonia"
 )
 
 // publishedOutputs is testdata/published/model_outputs.json: what PyTorch
@@ -114,5 +118,103 @@ func TestTimmTorchvisionFiles(t *testing.T) {
 		if worst > 1e-4 {
 			t.Errorf("%s: logits differ from PyTorch's by %.2e, expected at most 1e-4", c.file, worst)
 		}
+	}
+}
+
+// TestExport: our checkpoint exported in timm's, torchvision's and Hugging
+// Face's names gives the committed files that PyTorch loaded strictly
+// (testdata/published/export), whose logits are ours within 1e-5; each
+// export reads back into the same model.
+func TestExport(t *testing.T) {
+	m, _, err := Open(G.NewGraph(), "../testdata/classifier/fashion-tiny.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io, err := ReadFile("../testdata/published/export_io.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logits := func(m *ViT) []float32 {
+		t.Helper()
+		x, err := m.NewInput(4, "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := x.Value().Data().([]float32)
+		for i, v := range io.Tensors["input"].Data {
+			in[i] = float32(v)
+		}
+		m.SetTraining(false)
+		out, err := m.Forward(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runGraph(t, m.Graph())
+		return out.Value().Data().([]float32)
+	}
+	ours := logits(m)
+	var worst float64
+	for i, v := range io.Tensors["logits"].Data {
+		worst = math.Max(worst, math.Abs(float64(ours[i])-v))
+	}
+	t.Logf("logits within %.1e of torchvision's on the exported weights", worst)
+	if worst > 1e-5 {
+		t.Errorf("logits differ from torchvision's by %.2e, expected at most 1e-5", worst)
+	}
+	dir := t.TempDir()
+	classes := []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
+	orig := mustLoadClassifier(t, "../testdata/classifier/fashion-tiny.safetensors").Transform()
+	for _, c := range []struct{ naming, file string }{
+		{NamingTimm, "timm.safetensors"}, {NamingTorchvision, "torchvision.safetensors"}, {NamingHuggingFace, "hf"},
+	} {
+		if err := ExportFile("../testdata/classifier/fashion-tiny.safetensors", filepath.Join(dir, c.file), c.naming, 0); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadFile(filepath.Join(dir, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ReadFile(filepath.Join("../testdata/published/export", c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got.Tensors, want.Tensors) {
+			t.Errorf("%s: the export differs from the committed file PyTorch loaded", c.naming)
+		}
+		if c.naming == NamingHuggingFace {
+			for _, name := range []string{hfConfigName, hfProcessorName} {
+				a, _ := os.ReadFile(filepath.Join(dir, c.file, name))
+				b, _ := os.ReadFile(filepath.Join("../testdata/published/export", c.file, name))
+				if len(a) == 0 || string(a) != string(b) {
+					t.Errorf("%s: %s differs from the committed one", c.naming, name)
+				}
+			}
+		}
+		back, f, err := Open(G.NewGraph(), filepath.Join(dir, c.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(logits(back), ours) {
+			t.Errorf("%s: the export read back gives other logits", c.naming)
+		}
+		if names, _, err := f.Classes(10); err != nil || !reflect.DeepEqual(names, classes) {
+			t.Errorf("%s: classes %q (%v), expected the checkpoint's", c.naming, names, err)
+		}
+		if tr := mustLoadClassifier(t, filepath.Join(dir, c.file)).Transform(); !reflect.DeepEqual(tr, orig) {
+			t.Errorf("%s: read back with preprocessing %v, the checkpoint's is %v", c.naming, tr, orig)
+		}
+	}
+	// What a naming cannot hold is refused.
+	mean, err := New(G.NewGraph(), Config{ImageSize: 8, PatchSize: 4, Channels: 3, Dim: 8, Depth: 1, Heads: 2, MLPDim: 8, NumClasses: 2, Pool: PoolMean})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{NamingTorchvision, NamingHuggingFace} {
+		if err := mean.Export(filepath.Join(dir, "mean-"+n), n, ExportInfo{}); err == nil || !strings.Contains(err.Error(), "mean pooling") {
+			t.Errorf("%s export of a mean-pooling model: %v, expected a refusal", n, err)
+		}
+	}
+	if err := m.Export(filepath.Join(dir, "x"), "onnx", ExportInfo{}); err == nil || !strings.Contains(err.Error(), `"onnx"`) {
+		t.Errorf("unknown naming: %v", err)
 	}
 }

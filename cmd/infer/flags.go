@@ -24,6 +24,7 @@ type options struct {
 	posSim, attention           string
 	attentionLayers             bool
 	curves, metrics             string
+	export, names               string
 	inputs                      []string
 	set                         map[string]bool
 }
@@ -52,6 +53,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.attentionLayers, "attention-layers", false, "with -attention, also draw each block's own class-token attention")
 	fs.StringVar(&o.curves, "curves", "", "draw loss and accuracy per epoch (from -metrics) to this PNG `file`")
 	fs.StringVar(&o.metrics, "metrics", "", "training metrics `file` (JSON lines) for -curves (default: beside -model, NAME.metrics.jsonl)")
+	fs.StringVar(&o.export, "export", "", "write -model's weights for PyTorch to this `path` (a directory for -names hf)")
+	fs.StringVar(&o.names, "names", "timm", "-export naming: timm, torchvision or hf")
 	// Flags may follow the images: parse, take one positional argument,
 	// parse the rest again. After "--" everything is an image.
 	rest := args
@@ -102,13 +105,19 @@ func (o *options) check() error {
 	if (o.set["format"] || o.coarse) && o.dataDir == "" {
 		return errors.New("-format and -coarse apply to -data; add -data DIR")
 	}
-	if len(o.inputs) == 0 && o.dataDir == "" && o.posSim == "" && o.attention == "" && o.curves == "" {
-		return errors.New("nothing to do: give images or directories, -data DIR, -pos-similarity OUT.png, -attention OUT.png or -curves OUT.png (see -h)")
+	if len(o.inputs) == 0 && o.dataDir == "" && o.posSim == "" && o.attention == "" && o.curves == "" && o.export == "" {
+		return errors.New("nothing to do: give images or directories, -data DIR, -pos-similarity OUT.png, -attention OUT.png, -curves OUT.png or -export PATH (see -h)")
 	}
 	if o.attention != "" && len(o.inputs) == 0 {
 		return errors.New("-attention draws the first image argument, and none was given")
 	}
-	if o.model == "" && (len(o.inputs) > 0 || o.dataDir != "" || o.posSim != "" || o.attention != "") {
+	if o.set["names"] && o.export == "" {
+		return errors.New("-names is the naming of -export; add -export PATH")
+	}
+	if o.names == "hf" {
+		o.names = model.NamingHuggingFace
+	}
+	if o.model == "" && (len(o.inputs) > 0 || o.dataDir != "" || o.posSim != "" || o.attention != "" || o.export != "") {
 		return errors.New("no -model: give the checkpoint file written by cmd/train")
 	}
 	if o.curves != "" && o.metrics == "" {

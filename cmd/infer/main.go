@@ -47,6 +47,15 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	if o.model == "" {
 		return 0, nil
 	}
+	if o.export != "" {
+		if err := model.ExportFile(o.model, o.export, o.names, o.heads); err != nil {
+			return 1, err
+		}
+		fmt.Fprintf(stderr, "infer: exported %s in %s's names to %s\n", o.model, o.names, o.export)
+		if len(o.inputs) == 0 && o.dataDir == "" && o.posSim == "" {
+			return 0, nil
+		}
+	}
 	opts, err := o.classifierOptions()
 	if err != nil {
 		return 2, err

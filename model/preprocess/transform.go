@@ -37,14 +37,14 @@ var (
 //     Hugging Face's ViTImageProcessor) — then centre-cropped to Crop×Crop
 //     (Crop 0: no crop), then scaled by 1/255.
 type Transform struct {
-	Name        string // what the transform is, for messages: "train", "timm", "torchvision", "hf"
-	Size        int    // the model's input side
-	Channels    int    // 1 or 3
-	Resize      int    // 0: the training pipeline
-	ResizeExact bool
-	Filter      Filter
-	Crop        int
-	Norm        Normalization
+	Name        string        `json:"name"`             // what the transform is, for messages: "train", "timm", "torchvision", "hf"
+	Size        int           `json:"size"`             // the model's input side
+	Channels    int           `json:"channels"`         // 1 or 3
+	Resize      int           `json:"resize,omitempty"` // 0: the training pipeline
+	ResizeExact bool          `json:"resize_exact,omitempty"`
+	Filter      Filter        `json:"filter,omitempty"`
+	Crop        int           `json:"crop,omitempty"`
+	Norm        Normalization `json:"normalization"`
 }
 
 // TrainTransform is the pipeline cmd/train trains with: ToCHW, then norm.

@@ -28,6 +28,9 @@ script (testdata/published/):
                                  the probabilities of the photos through the Hugging Face
                                  pipeline, and the logits of ../photos/chelsea-32.png
                                  (already of the input size) under both normalisations
+  export_io.safetensors          torchvision's logits, for a random input, of export/torchvision.safetensors
+                                 (weights exported by this package, loaded strictly; export/'s timm
+                                 and Hugging Face files are checked to hold the same tensors)
   transforms.json                per file: the mean of each channel after ToTensor
                                  and Normalize, as a cross-check
   VERSIONS.txt                   tool versions and the exact command
@@ -212,6 +215,40 @@ def model_fixtures():
     print("model fixtures:", {p: [t["label"] for t in e["top"][:2]] for p, e in expect["hf"].items()})
 
 
+# ----------------------------------------------------------------------------
+# Weights exported by this package (go run ./cmd/infer -export, see
+# export/README.md) load in PyTorch: torchvision's model strictly, timm's
+# and Hugging Face's layouts key for key and shape for shape.
+# ----------------------------------------------------------------------------
+def export_fixtures():
+    from torchvision.models.vision_transformer import VisionTransformer
+    from fixturelib import read_safetensors, torchvision_to_hf, torchvision_to_timm, write_safetensors
+
+    d = os.path.join(OUT_DIR, "export")
+    with open(os.path.join(d, "hf", "config.json")) as f:
+        c = json.load(f)
+    model = VisionTransformer(image_size=c["image_size"], patch_size=c["patch_size"], num_layers=c["num_hidden_layers"],
+                              num_heads=c["num_attention_heads"], hidden_dim=c["hidden_size"], mlp_dim=c["intermediate_size"],
+                              num_classes=len(c["id2label"])).eval()
+    assert c["hidden_act"] == "gelu" and c["layer_norm_eps"] == 1e-6, c
+    tv, _, _ = read_safetensors(os.path.join(d, "torchvision.safetensors"))
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tv.items()}, strict=True)
+    sd = model.state_dict()
+    for name, want in (("timm.safetensors", torchvision_to_timm(sd, c["num_hidden_layers"])),
+                       (os.path.join("hf", "model.safetensors"), torchvision_to_hf(sd, c["num_hidden_layers"]))):
+        got, meta, _ = read_safetensors(os.path.join(d, name))
+        assert set(got) == {n for n, _ in want}, (name, set(got) ^ {n for n, _ in want})
+        for n, t in want:
+            assert tuple(got[n].shape) == tuple(t.shape), (name, n, got[n].shape, t.shape)
+            assert np.array_equal(got[n], t.numpy()), (name, n)
+        print(f"export/{name}: {len(want)} tensors, the same names, shapes and values as torchvision's state_dict maps to")
+    x = torch.randn((4, 3, c["image_size"], c["image_size"]), generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        logits = model(x)
+    write_safetensors(os.path.join(OUT_DIR, "export_io.safetensors"), [("input", x), ("logits", logits)])
+    print("export logits:", logits[0].tolist())
+
+
 def versions():
     with open(os.path.join(OUT_DIR, "VERSIONS.txt"), "w") as f:
         f.write(f"python {platform.python_version()}\n")
@@ -226,4 +263,5 @@ if __name__ == "__main__":
     copy_photos()
     transform_fixtures()
     model_fixtures()
+    export_fixtures()
     versions()
