@@ -114,8 +114,12 @@ func (o *options) check() error {
 	if o.set["names"] && o.export == "" {
 		return errors.New("-names is the naming of -export; add -export PATH")
 	}
-	if o.names == "hf" {
+	switch o.names {
+	case "timm", "torchvision":
+	case "hf":
 		o.names = model.NamingHuggingFace
+	default:
+		return fmt.Errorf("-names %q, expected timm, torchvision or hf", o.names)
 	}
 	if o.model == "" && (len(o.inputs) > 0 || o.dataDir != "" || o.posSim != "" || o.attention != "" || o.export != "") {
 		return errors.New("no -model: give the checkpoint file written by cmd/train")

@@ -565,7 +565,7 @@ func TestPublishedWeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	photos := "../../testdata/photos/"
-	hf := "../../testdata/published/hf-vit/model.safetensors"
+	hf := "../../testdata/published/hf-vit" // the directory stands for its model.safetensors
 	code, err, stdout, stderr := runInfer("-model", hf, "-json", photos+"chelsea.png", photos+"rocket.jpg", photos+"coffee.jpg")
 	if code != 0 || err != nil {
 		t.Fatalf("exit %d, %v\n%s", code, err, stderr)
@@ -617,5 +617,36 @@ func TestPublishedWeights(t *testing.T) {
 		if code != c.code || err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: exit %d, %v; expected %d and %q", c.args, code, err, c.code, c.want)
 		}
+	}
+}
+
+// TestExportFlag: -export writes weights that classify as the checkpoint
+// does, in each naming; -names without -export is a mistake.
+func TestExportFlag(t *testing.T) {
+	ck := "../../testdata/classifier/fashion-tiny.safetensors"
+	img := "../../testdata/classifier/1-trouser.png"
+	_, err, want, _ := runInfer("-model", ck, "-json", img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for _, c := range []struct{ names, path string }{
+		{"timm", "a.safetensors"}, {"torchvision", "b.safetensors"}, {"hf", "c"},
+	} {
+		out := filepath.Join(dir, c.path)
+		code, err, _, stderr := runInfer("-model", ck, "-export", out, "-names", c.names)
+		if code != 0 || err != nil || !strings.Contains(stderr, "exported") {
+			t.Fatalf("-names %s: exit %d, %v\n%s", c.names, code, err, stderr)
+		}
+		_, err, got, _ := runInfer("-model", out, "-json", img)
+		if err != nil || got != want {
+			t.Errorf("-names %s: the export classifies as %q (%v), the checkpoint as %q", c.names, got, err, want)
+		}
+	}
+	if code, err, _, _ := runInfer("-model", ck, "-names", "hf", img); code != 2 || err == nil || !strings.Contains(err.Error(), "add -export") {
+		t.Errorf("-names without -export: exit %d, %v", code, err)
+	}
+	if code, err, _, _ := runInfer("-model", ck, "-export", filepath.Join(dir, "d"), "-names", "onnx"); code != 2 || err == nil || !strings.Contains(err.Error(), `"onnx"`) {
+		t.Errorf("-names onnx: exit %d, %v", code, err)
 	}
 }
