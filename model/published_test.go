@@ -1,7 +1,6 @@
 package model
 
 import (
-	"encoding/json"
 	"image"
 	"math"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/vitgo/vit/model/preprocess"
+	"github.com/vitgo/vit/model/vittest"
 	G "gorgonia.org/gorgonia"
 )
 
@@ -28,14 +28,8 @@ type publishedOutputs struct {
 
 func readPublishedOutputs(t *testing.T) publishedOutputs {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/published/model_outputs.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var o publishedOutputs
-	if err := json.Unmarshal(b, &o); err != nil {
-		t.Fatal(err)
-	}
+	vittest.ReadJSON(t, "../testdata/published/model_outputs.json", &o)
 	return o
 }
 
@@ -216,5 +210,26 @@ func TestExport(t *testing.T) {
 	}
 	if err := m.Export(filepath.Join(dir, "x"), "onnx", ExportInfo{}); err == nil || !strings.Contains(err.Error(), `"onnx"`) {
 		t.Errorf("unknown naming: %v", err)
+	}
+}
+
+// TestClassNamesFallbacks: 1000 classes without names get ImageNet's;
+// config.json's id2label names the classes of a Hugging Face directory.
+func TestClassNamesFallbacks(t *testing.T) {
+	f := &File{Path: "w.safetensors", Meta: map[string]string{}}
+	names, note, err := f.Classes(1000)
+	if err != nil || len(names) != 1000 || names[0] != "tench" || names[281] != "tabby" || !strings.Contains(note, "ImageNet") {
+		t.Errorf("1000 classes: %q… (%q, %v), expected the ImageNet-1k names", names[:3], note, err)
+	}
+	names, _, _ = f.Classes(3)
+	if strings.Join(names, ",") != "0,1,2" {
+		t.Errorf("3 classes: %q, expected numbers", names)
+	}
+	hf, err := ReadFile("../testdata/published/hf-vit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, note, err := hf.Classes(10); err != nil || names[9] != "truck" || !strings.Contains(note, "id2label") {
+		t.Errorf("Hugging Face directory: %q (%q, %v), expected id2label's names", names, note, err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vitgo/vit/model"
 	"github.com/vitgo/vit/model/preprocess"
+	"github.com/vitgo/vit/model/vittest"
 	"github.com/vitgo/vit/train"
 	"github.com/vitgo/vit/train/data"
 )
@@ -550,10 +551,6 @@ func TestPictures(t *testing.T) {
 // 1e-3; timm and torchvision files run without a config; mistakes in the
 // preprocessing flags are one line and exit status 2.
 func TestPublishedWeights(t *testing.T) {
-	b, err := os.ReadFile("../../testdata/published/model_outputs.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var want struct {
 		Expect struct {
 			HF map[string]struct {
@@ -561,9 +558,7 @@ func TestPublishedWeights(t *testing.T) {
 			} `json:"hf"`
 		} `json:"expect"`
 	}
-	if err := json.Unmarshal(b, &want); err != nil {
-		t.Fatal(err)
-	}
+	vittest.ReadJSON(t, "../../testdata/published/model_outputs.json", &want)
 	photos := "../../testdata/photos/"
 	hf := "../../testdata/published/hf-vit" // the directory stands for its model.safetensors
 	code, err, stdout, stderr := runInfer("-model", hf, "-json", photos+"chelsea.png", photos+"rocket.jpg", photos+"coffee.jpg")

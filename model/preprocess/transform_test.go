@@ -1,16 +1,16 @@
 package preprocess
 
 import (
-	"encoding/json"
 	"errors"
 	"image"
 	"image/color"
 	"io/fs"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vitgo/vit/model/vittest"
 )
 
 // transformFixture is one entry of testdata/published/transforms.json:
@@ -55,14 +55,8 @@ func fixtureTransform(t *testing.T, f transformFixture) Transform {
 // for a JPEG, whose decoders differ.
 func TestTransformsMatchPIL(t *testing.T) {
 	dir := "../../testdata/published"
-	b, err := os.ReadFile(filepath.Join(dir, "transforms.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var fixtures map[string]transformFixture
-	if err := json.Unmarshal(b, &fixtures); err != nil {
-		t.Fatal(err)
-	}
+	vittest.ReadJSON(t, filepath.Join(dir, "transforms.json"), &fixtures)
 	if len(fixtures) != 12 {
 		t.Fatalf("%d fixtures, expected 12 (4 photos × 3 transforms)", len(fixtures))
 	}

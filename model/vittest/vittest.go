@@ -5,6 +5,7 @@ package vittest
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -41,6 +42,19 @@ func WantErrFrom(prefix string) func(t testing.TB, err error, parts ...string) {
 	return func(t testing.TB, err error, parts ...string) {
 		t.Helper()
 		WantErr(t, err, prefix, parts...)
+	}
+}
+
+// ReadJSON decodes the JSON file at path into v, failing the test if it
+// cannot.
+func ReadJSON(t testing.TB, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }
 

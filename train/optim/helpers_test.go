@@ -1,8 +1,6 @@
 package optim
 
 import (
-	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 
@@ -10,6 +8,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/vitgo/vit/layers"
+	"github.com/vitgo/vit/model/vittest"
 )
 
 // testVG is a minimal G.ValueGrad whose gradient the test writes directly.
@@ -133,14 +132,8 @@ type fixture struct {
 
 func loadFixture(t *testing.T) *fixture {
 	t.Helper()
-	b, err := os.ReadFile("testdata/adamw_fixture.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var f fixture
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
+	vittest.ReadJSON(t, "testdata/adamw_fixture.json", &f)
 	if len(f.AdamW) != 2 || len(f.Clip) == 0 || f.Config.Steps != 5 {
 		t.Fatalf("fixture: unexpected layout (%d adamw cases, %d clip cases, %d steps)", len(f.AdamW), len(f.Clip), f.Config.Steps)
 	}
