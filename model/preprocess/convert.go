@@ -84,25 +84,30 @@ func ToImage(chw []float32, c, h, w int) (image.Image, error) {
 // toPlanes writes the pixels of img inside r as ch planes of r's size into
 // dst, scaled to [0,1] (see the package notes on conversion).
 func toPlanes(img image.Image, r image.Rectangle, ch int, dst []float32) {
-	at := rgbaFunc(img)
-	w, h := r.Dx(), r.Dy()
-	plane := w * h
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			cr, cg, cb := at(r.Min.X+x, r.Min.Y+y)
-			o := y*w + x
-			if ch == 3 {
-				dst[o] = float32(cr) / 65535
-				dst[plane+o] = float32(cg) / 65535
-				dst[2*plane+o] = float32(cb) / 65535
-				continue
-			}
-			if cr == cg && cg == cb {
-				dst[o] = float32(cr) / 65535
-				continue
-			}
+	plane := r.Dx() * r.Dy()
+	forPixels(r, rgbaFunc(img), func(o int, cr, cg, cb uint32) {
+		switch {
+		case ch == 3:
+			dst[o] = float32(cr) / 65535
+			dst[plane+o] = float32(cg) / 65535
+			dst[2*plane+o] = float32(cb) / 65535
+		case cr == cg && cg == cb:
+			dst[o] = float32(cr) / 65535
+		default:
 			l := (0.299*float64(cr) + 0.587*float64(cg) + 0.114*float64(cb)) / 65535
 			dst[o] = float32(min(max(l, 0), 1))
+		}
+	})
+}
+
+// forPixels calls set for every pixel of r with its offset in an r-sized
+// row-major plane and its colour as at reads it.
+func forPixels[T any](r image.Rectangle, at func(x, y int) (T, T, T), set func(o int, r, g, b T)) {
+	w := r.Dx()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			cr, cg, cb := at(x, y)
+			set((y-r.Min.Y)*w+x-r.Min.X, cr, cg, cb)
 		}
 	}
 }

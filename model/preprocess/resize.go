@@ -83,19 +83,14 @@ func FromImage(img image.Image, ch int) (*Image8, error) {
 		return nil, errors.Wrapf(ErrTooManyPixels, "preprocess: image of %d×%d pixels, expected 1 to %d pixels", w, h, MaxPixels)
 	}
 	out := &Image8{W: w, H: h, C: ch, Pix: make([]uint8, ch*w*h)}
-	at := straightRGB(img)
 	plane := w * h
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			r, g, bl := at(b.Min.X+x, b.Min.Y+y)
-			o := y*w + x
-			if ch == 3 {
-				out.Pix[o], out.Pix[plane+o], out.Pix[2*plane+o] = r, g, bl
-				continue
-			}
-			out.Pix[o] = uint8((uint32(r)*19595 + uint32(g)*38470 + uint32(bl)*7471 + 1<<15) >> 16)
+	forPixels(b, straightRGB(img), func(o int, r, g, bl uint8) {
+		if ch == 3 {
+			out.Pix[o], out.Pix[plane+o], out.Pix[2*plane+o] = r, g, bl
+			return
 		}
-	}
+		out.Pix[o] = uint8((uint32(r)*19595 + uint32(g)*38470 + uint32(bl)*7471 + 1<<15) >> 16)
+	})
 	return out, nil
 }
 
