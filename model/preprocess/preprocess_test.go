@@ -186,12 +186,19 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, ch := range []int{1, 3} {
-			const size = 8
-			dst := make([]float32, ch*size*size)
-			if err := ToCHW(img, ch, size, dst); err != nil {
+		tm, err := TimmEval(8, 0.9, Bicubic, Half)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range []Transform{TrainTransform(8, 1, Identity(1)), TrainTransform(8, 3, Identity(3)), tm} {
+			dst := make([]float32, tr.Channels*tr.Size*tr.Size)
+			if err := tr.Pixels(img, dst); err != nil {
+				if tr.Resize != 0 && strings.Contains(err.Error(), "expected sides of 1..") {
+					continue // an aspect ratio beyond MaxSize:size is refused with a clear error
+				}
 				t.Fatal(err) // a decoded image within the pixel limit always converts
 			}
+			ch := tr.Channels
 			for i, v := range dst {
 				if !(v >= 0 && v <= 1) || math.IsNaN(float64(v)) {
 					t.Fatalf("%d channel(s): value %d = %v, outside [0, 1]", ch, i, v)
