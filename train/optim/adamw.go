@@ -74,9 +74,7 @@ type AdamW struct {
 	// minChunk is the least work per goroutine (0: parallelMinChunk).
 	workers, minChunk int
 
-	c32 coef[float32]
-	c64 coef[float64]
-	wg  sync.WaitGroup
+	wg sync.WaitGroup
 }
 
 // slot is one parameter's optimizer state plus the slices bound for the
@@ -87,8 +85,12 @@ type slot struct {
 	shape  tensor.Shape
 	dtype  tensor.Dtype
 	decay  bool
+	scale  float64 // of the learning rate (SetLRScales); 1 by default
 	size   int
 	offset int // start in the concatenation of all params
+
+	c32 coef[float32] // the step's scalars, for this slot's learning rate
+	c64 coef[float64]
 
 	m32, v32 []float32
 	m64, v64 []float64
@@ -168,7 +170,7 @@ func NewAdamW(params []*layers.Param, c Config) (*AdamW, error) {
 		if len(shape) == 0 {
 			return nil, errors.Errorf("optim: parameter %q expected a tensor shape, found a scalar", name)
 		}
-		s := slot{name: name, node: n, shape: shape, dtype: dt, decay: p.Decay, size: size, offset: o.total}
+		s := slot{name: name, node: n, shape: shape, dtype: dt, decay: p.Decay, scale: 1, size: size, offset: o.total}
 		if dt == tensor.Float32 {
 			s.m32, s.v32 = make([]float32, size), make([]float32, size)
 		} else {
@@ -191,6 +193,25 @@ func checkLR(lr float64) error {
 // schedule); the moments are kept. An invalid value (negative, NaN, Inf) is
 // reported by the next Step, which then changes nothing.
 func (o *AdamW) SetLearnRate(lr float64) { o.lr = lr }
+
+// SetLRScales scales each parameter's learning rate (one factor per
+// parameter, in the order given to NewAdamW), as PyTorch's parameter groups
+// with lr = base·scale do: layer-wise learning-rate decay. A scale of 1
+// changes nothing, bit for bit.
+func (o *AdamW) SetLRScales(scales []float64) error {
+	if len(scales) != len(o.slots) {
+		return errors.Errorf("optim: SetLRScales expected %d scales (one per parameter), found %d", len(o.slots), len(scales))
+	}
+	for i, sc := range scales {
+		if !(sc >= 0) || math.IsInf(sc, 0) {
+			return errors.Errorf("optim: learning-rate scale %v for %q, expected a non-negative finite number", sc, o.slots[i].name)
+		}
+	}
+	for i, sc := range scales {
+		o.slots[i].scale = sc
+	}
+	return nil
+}
 
 // LearnRate returns the current learning rate.
 func (o *AdamW) LearnRate() float64 { return o.lr }
@@ -221,14 +242,27 @@ func (o *AdamW) Step(vgs []G.ValueGrad) error {
 	return nil
 }
 
-// setCoefs computes the step's scalars in float64 exactly as PyTorch's
-// _single_tensor_adamw does in Python, then rounds them to float32.
+// setCoefs computes each slot's scalars in float64 exactly as PyTorch's
+// _single_tensor_adamw does in Python for the slot's group learning rate,
+// then rounds them to float32.
 func (o *AdamW) setCoefs() {
+	for i := range o.slots {
+		s := &o.slots[i]
+		lr := o.lr
+		if s.scale != 1 {
+			lr *= s.scale
+		}
+		s.c64, s.c32 = o.coefs(lr)
+	}
+}
+
+// coefs returns the step's scalars for learning rate lr.
+func (o *AdamW) coefs(lr float64) (coef[float64], coef[float32]) {
 	bc1 := 1 - powInt(o.beta1, o.t)
 	bc2 := 1 - powInt(o.beta2, o.t)
-	stepSize := o.lr / bc1
+	stepSize := lr / bc1
 	c := coef[float64]{
-		decay:   1 - o.lr*o.wd,
+		decay:   1 - lr*o.wd,
 		noDecay: 1,
 		b1:      o.beta1,
 		c1:      1 - o.beta1,
@@ -238,8 +272,7 @@ func (o *AdamW) setCoefs() {
 		eps:     o.eps,
 		negStep: -stepSize,
 	}
-	o.c64 = c
-	o.c32 = coef[float32]{
+	return c, coef[float32]{
 		decay: float32(c.decay), noDecay: 1, b1: float32(c.b1), c1: float32(c.c1),
 		b2: float32(c.b2), c2: float32(c.c2), bc2sqrt: float32(c.bc2sqrt),
 		eps: float32(c.eps), negStep: float32(c.negStep),
@@ -288,9 +321,9 @@ func (o *AdamW) runRange(lo, hi int) {
 		}
 		a, b = a-s.offset, b-s.offset
 		if s.dtype == tensor.Float32 {
-			update(s.p32[a:b], s.g32[a:b], s.m32[a:b], s.v32[a:b], &o.c32, s.decay)
+			update(s.p32[a:b], s.g32[a:b], s.m32[a:b], s.v32[a:b], &s.c32, s.decay)
 		} else {
-			update(s.p64[a:b], s.g64[a:b], s.m64[a:b], s.v64[a:b], &o.c64, s.decay)
+			update(s.p64[a:b], s.g64[a:b], s.m64[a:b], s.v64[a:b], &s.c64, s.decay)
 		}
 	}
 }

@@ -481,3 +481,60 @@ func TestClipEdgeCases(t *testing.T) {
 		t.Errorf("node without gradient: %v", err)
 	}
 }
+
+// TestLRScales: a parameter whose learning rate is scaled by s moves
+// exactly as it would under an optimizer of learning rate lr·s (a PyTorch
+// parameter group), decay included; scale 1 changes nothing.
+func TestLRScales(t *testing.T) {
+	init := []float64{0.5, -1.25, 2, 3.75, -0.125, 1}
+	grad := []float64{0.1, -0.2, 0.3, 0, 1, -1}
+	run := func(lr float64, scales []float64) [][]float64 {
+		g := G.NewGraph()
+		ps := []param{newParam(g, "a", tensor.Float32, []int{6}, init, true), newParam(g, "b", tensor.Float32, []int{6}, init, false)}
+		params, vgs := paramsOf(ps)
+		c := testCfg
+		c.LR = lr
+		opt, err := NewAdamW(params, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if scales != nil {
+			if err := opt.SetLRScales(scales); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for step := 0; step < 3; step++ {
+			for _, p := range ps {
+				setData(t, p.vg.g, grad)
+			}
+			if err := opt.Step(vgs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return [][]float64{graphtest.Float64s(ps[0].vg.v), graphtest.Float64s(ps[1].vg.v)}
+	}
+	base := run(testCfg.LR, nil)
+	if got := run(testCfg.LR, []float64{1, 1}); graphtest.MaxAbsDiff(got[0], base[0]) != 0 || graphtest.MaxAbsDiff(got[1], base[1]) != 0 {
+		t.Errorf("scales 1 changed the steps")
+	}
+	scaled := run(testCfg.LR, []float64{0.25, 1})
+	quarter := run(testCfg.LR*0.25, nil)
+	if graphtest.MaxAbsDiff(scaled[0], quarter[0]) != 0 || graphtest.MaxAbsDiff(scaled[1], base[1]) != 0 {
+		t.Errorf("scale 0.25: %v, expected %v (lr/4) and the other parameter unchanged", scaled[0], quarter[0])
+	}
+	if graphtest.MaxAbsDiff(scaled[0], base[0]) == 0 {
+		t.Errorf("scale 0.25 changed nothing")
+	}
+	g := G.NewGraph()
+	p := newParam(g, "a", tensor.Float32, []int{2}, nil, true)
+	opt, err := NewAdamW([]*layers.Param{p.p}, testCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := opt.SetLRScales([]float64{1, 1}); err == nil {
+		t.Error("two scales for one parameter accepted")
+	}
+	if err := opt.SetLRScales([]float64{-1}); err == nil {
+		t.Error("a negative scale accepted")
+	}
+}
