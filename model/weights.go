@@ -86,6 +86,43 @@ func (m *ViT) LoadWeights(path string) error {
 // LoadTensors is LoadWeights on tensors already read. Tensors named
 // ExtraPrefix… are ignored.
 func (m *ViT) LoadTensors(all map[string]Tensor) error {
+	st, err := m.timmTensors(all)
+	if err != nil {
+		return err
+	}
+	return m.load(st, nil)
+}
+
+// LoadPretrained loads weights to fine-tune from, as LoadTensors does, but
+// a classifier head of another class count is left as New initialised it
+// (a new head for the new classes), and so is a head the weights lack. The
+// positional embedding is resized to the model's grid as LoadTensors
+// resizes it. It returns what it did not load, for the run to say.
+func (m *ViT) LoadPretrained(all map[string]Tensor) (notes []string, err error) {
+	st, err := m.timmTensors(all)
+	if err != nil {
+		return nil, err
+	}
+	skip := map[string]bool{}
+	w, hasHead := st["head.weight"]
+	switch {
+	case !hasHead:
+		notes = append(notes, "the weights have no classifier head: a new one is initialised")
+	case len(w.Shape) == 2 && w.Shape[0] != m.Config.NumClasses:
+		notes = append(notes, fmt.Sprintf("the weights' head has %d classes, the model %d: a new head is initialised", w.Shape[0], m.Config.NumClasses))
+	default:
+		return nil, m.load(st, nil)
+	}
+	for _, n := range []string{"head.weight", "head.bias"} {
+		skip[n] = true
+		delete(st, n)
+	}
+	return notes, m.load(st, skip)
+}
+
+// timmTensors renames tensors to timm's names (ExtraPrefix… dropped) and
+// resizes a positional embedding made for another grid.
+func (m *ViT) timmTensors(all map[string]Tensor) (map[string]Tensor, error) {
 	in := make(map[string]Tensor, len(all))
 	for k, v := range all {
 		if !strings.HasPrefix(k, ExtraPrefix) {
@@ -94,26 +131,37 @@ func (m *ViT) LoadTensors(all map[string]Tensor) error {
 	}
 	st, _, err := toTimmNames(in)
 	if err != nil {
-		return err
-	}
-	want := make(map[string][]int, len(m.params))
-	for _, p := range m.params {
-		want[p.Name] = p.Node.Shape().Clone()
+		return nil, err
 	}
 	if pe, ok := st["pos_embed"]; ok && len(pe.Shape) == 3 && pe.Shape[1] != m.Config.Tokens() && pe.Shape[2] == m.Config.Dim {
 		old, err := gridOf(pe.Shape[1] - 1)
 		if err != nil {
-			return errors.Wrapf(err, "pos_embed %v cannot be resized: its %d patch tokens are not a square grid", pe.Shape, pe.Shape[1]-1)
+			return nil, errors.Wrapf(err, "pos_embed %v cannot be resized: its %d patch tokens are not a square grid", pe.Shape, pe.Shape[1]-1)
 		}
 		n := m.Config.Grid()
 		if st["pos_embed"], err = resizePosEmbed(pe, 1, old, old, n, n); err != nil {
-			return err
+			return nil, err
+		}
+	}
+	return st, nil
+}
+
+// load copies timm-named tensors into every parameter but those in skip,
+// after checking that every name and shape is as the model's.
+func (m *ViT) load(st map[string]Tensor, skip map[string]bool) error {
+	want := make(map[string][]int, len(m.params))
+	for _, p := range m.params {
+		if !skip[p.Name] {
+			want[p.Name] = p.Node.Shape().Clone()
 		}
 	}
 	if err := checkTensors(want, st); err != nil {
 		return err
 	}
 	for _, p := range m.params {
+		if skip[p.Name] {
+			continue
+		}
 		src := st[p.Name].Data
 		switch d := p.Node.Value().(*tensor.Dense).Data().(type) {
 		case []float32:

@@ -29,7 +29,7 @@ const (
 func (r *Run) Save(path string) error {
 	st := r.opt.State()
 	tensors := make(map[string]model.Tensor, 2*len(st.M))
-	for i, p := range r.Model.Params() {
+	for i, p := range r.Trainable {
 		shape := p.Node.Shape().Clone()
 		tensors[tensorM+p.Name] = model.Tensor{Shape: shape, Data: st.M[i]}
 		tensors[tensorV+p.Name] = model.Tensor{Shape: shape, Data: st.V[i]}
@@ -138,7 +138,7 @@ func (r *Run) restore(f *model.File) error {
 	if s.Step, err = strconv.Atoi(meta[metaAdam]); err != nil {
 		return bad(metaAdam, err)
 	}
-	for _, p := range r.Model.Params() {
+	for _, p := range r.Trainable {
 		m, okm := f.Tensors[tensorM+p.Name]
 		v, okv := f.Tensors[tensorV+p.Name]
 		if !okm || !okv {

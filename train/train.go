@@ -5,12 +5,15 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pkg/errors"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/vitgo/vit/layers"
 	"github.com/vitgo/vit/layers/ops"
 	"github.com/vitgo/vit/model"
 	"github.com/vitgo/vit/model/preprocess"
@@ -31,10 +34,15 @@ type Config struct {
 	Smoothing    float64      `json:"label_smoothing"`      // 0.1 = 90% on the label, the rest spread evenly
 	ClipNorm     float64      `json:"clip_norm"`            // global gradient-norm limit; 0 = none
 	Seed         int64        `json:"seed"`
-	Pad          int          `json:"pad"`      // random crop after padding by this many pixels; 0 = none
-	Flip         bool         `json:"flip"`     // random horizontal flips
-	SkipNaN      bool         `json:"skip_nan"` // skip a step whose loss or gradient is not finite, instead of stopping
+	Pad          int          `json:"pad"`                   // random crop after padding by this many pixels; 0 = none
+	Flip         bool         `json:"flip"`                  // random horizontal flips
+	SkipNaN      bool         `json:"skip_nan"`              // skip a step whose loss or gradient is not finite, instead of stopping
+	Freeze       string       `json:"freeze,omitempty"`      // "" trains every parameter; FreezeBackbone the head only (a linear probe)
+	LayerDecay   float64      `json:"layer_decay,omitempty"` // 0 (none) or R in (0, 1]: each block's learning rate is R times the next one's (BEiT)
 }
+
+// FreezeBackbone is Config.Freeze for training the classifier head only.
+const FreezeBackbone = "backbone"
 
 // Validate reports the first impossible setting.
 func (c Config) Validate() error {
@@ -62,6 +70,10 @@ func (c Config) Validate() error {
 		return errors.Errorf("train: clip norm must be ≥ 0, got %v", c.ClipNorm)
 	case c.Pad < 0 || c.Pad >= c.Model.ImageSize:
 		return errors.Errorf("train: crop padding must be in [0, %d), got %d", c.Model.ImageSize, c.Pad)
+	case c.Freeze != "" && c.Freeze != FreezeBackbone:
+		return errors.Errorf("train: freeze %q, expected \"\" or %q", c.Freeze, FreezeBackbone)
+	case !(c.LayerDecay >= 0 && c.LayerDecay <= 1):
+		return errors.Errorf("train: layer decay must be in [0, 1] (0 = none), got %v", c.LayerDecay)
 	}
 	return nil
 }
@@ -87,6 +99,9 @@ type Run struct {
 	Norm    preprocess.Normalization
 	Classes []string
 	Model   *model.ViT // the training graph's model
+	// Trainable are the parameters the optimizer updates (all, or the head
+	// only with Config.Freeze), in the model's order.
+	Trainable []*layers.Param
 	// Buffers describes the buffer sharing of the training and the
 	// evaluation graph (ops.ShareBuffers).
 	Buffers    struct{ Train, Eval ops.ShareStats }
@@ -166,11 +181,71 @@ func newRun(cfg Config, trainSet, testSet *data.Dataset, norm preprocess.Normali
 		return nil, err
 	}
 	var err error
-	r.opt, err = optim.NewAdamW(r.Model.Params(), optim.Config{LR: r.sched.At(0), WeightDecay: cfg.WeightDecay})
+	r.opt, err = optim.NewAdamW(r.Trainable, optim.Config{LR: r.sched.At(0), WeightDecay: cfg.WeightDecay})
 	if err != nil {
 		return nil, err
 	}
+	if cfg.LayerDecay > 0 {
+		if err := r.opt.SetLRScales(LayerScales(r.Trainable, cfg.Model.Depth, cfg.LayerDecay)); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
+}
+
+// FineTune prepares a run that starts from pretrained weights: the
+// tensors of pre (read by model.ReadFile: this package's checkpoints, or
+// timm's, torchvision's and Hugging Face's weights) are loaded into cfg's
+// model, except a head of another class count, which is initialised anew as
+// cfg.Model.Init says; a positional embedding for another image size is
+// resized. The optimizer starts afresh. cfg.Model must have the weights'
+// architecture. notes say what was not loaded.
+func FineTune(cfg Config, trainSet, testSet *data.Dataset, norm preprocess.Normalization, pre *model.File) (r *Run, notes []string, err error) {
+	if r, err = New(cfg, trainSet, testSet, norm); err != nil {
+		return nil, nil, err
+	}
+	if notes, err = r.Model.LoadPretrained(pre.Tensors); err != nil {
+		r.Close()
+		return nil, nil, errors.Wrapf(err, "train: pretrained weights %s", pre.Path)
+	}
+	return r, notes, nil
+}
+
+// trainable returns the parameters of m that cfg trains.
+func trainable(m *model.ViT, cfg Config) []*layers.Param {
+	if cfg.Freeze != FreezeBackbone {
+		return m.Params()
+	}
+	var ps []*layers.Param
+	for _, p := range m.Params() {
+		if strings.HasPrefix(p.Name, "head.") {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
+
+// LayerScales gives each parameter's learning-rate scale under layer-wise
+// decay r, as BEiT and MAE fine-tune: the embeddings (class token,
+// positions, patch projection) are layer 0, block i is layer i+1, the final
+// norm and the head are layer depth+1, and layer l's scale is
+// r^(depth+1−l) — 1 for the head, r for the last block, r^(depth+1) for the
+// embeddings.
+func LayerScales(params []*layers.Param, depth int, r float64) []float64 {
+	scales := make([]float64, len(params))
+	for i, p := range params {
+		layer := depth + 1
+		switch {
+		case p.Name == "cls_token" || p.Name == "pos_embed" || strings.HasPrefix(p.Name, "patch_embed."):
+			layer = 0
+		case strings.HasPrefix(p.Name, "blocks."):
+			b, _, _ := strings.Cut(strings.TrimPrefix(p.Name, "blocks."), ".")
+			n, _ := strconv.Atoi(b)
+			layer = n + 1
+		}
+		scales[i] = math.Pow(r, float64(depth+1-layer))
+	}
+	return scales
 }
 
 func checkData(c model.Config, d *data.Dataset, split string) error {
@@ -209,6 +284,7 @@ func (r *Run) buildTrainGraph(from *model.File) error {
 		return err
 	}
 	r.Model = m
+	r.Trainable = trainable(m, c)
 	r.ybuf = make([]float32, c.Batch*mc.NumClasses)
 	r.labels = make([]int, c.Batch)
 	if r.x, err = m.NewInput(c.Batch, "images"); err != nil {
@@ -223,7 +299,7 @@ func (r *Run) buildTrainGraph(from *model.File) error {
 	if r.loss, err = ops.CrossEntropy(r.logits, r.y); err != nil {
 		return err
 	}
-	if _, err := G.Grad(r.loss, m.Learnables()...); err != nil {
+	if _, err := G.Grad(r.loss, r.trainableNodes()...); err != nil {
 		return errors.Wrap(err, "train: gradient")
 	}
 	if shareBuffers {
@@ -231,7 +307,7 @@ func (r *Run) buildTrainGraph(from *model.File) error {
 			return errors.Wrap(err, "train: training graph")
 		}
 	}
-	r.vm = G.NewTapeMachine(r.g, G.BindDualValues(m.Learnables()...))
+	r.vm = G.NewTapeMachine(r.g, G.BindDualValues(r.trainableNodes()...))
 	return nil
 }
 
@@ -330,7 +406,7 @@ func (r *Run) TrainStep() (float64, error) {
 		return 0, errors.Wrapf(err, "train: step %d", r.Step+1)
 	}
 	loss := float64(r.loss.Value().Data().(float32))
-	vgs := G.NodesToValueGrads(r.Model.Learnables())
+	vgs := G.NodesToValueGrads(r.trainableNodes())
 	norm, err := optim.GlobalNorm(vgs)
 	if err != nil {
 		return 0, err
@@ -339,7 +415,7 @@ func (r *Run) TrainStep() (float64, error) {
 		if !c.SkipNaN {
 			return loss, &NonFiniteError{Step: r.Step + 1, Epoch: epoch + 1, Loss: loss, GradNorm: norm}
 		}
-		if err := zeroGrads(r.Model.Learnables()); err != nil {
+		if err := zeroGrads(r.trainableNodes()); err != nil {
 			return 0, err
 		}
 		r.partial.Skipped++
@@ -362,6 +438,15 @@ func (r *Run) TrainStep() (float64, error) {
 	r.Step++
 	r.lastLoss = loss
 	return loss, nil
+}
+
+// trainableNodes are the nodes of Trainable.
+func (r *Run) trainableNodes() G.Nodes {
+	ns := make(G.Nodes, len(r.Trainable))
+	for i, p := range r.Trainable {
+		ns[i] = p.Node
+	}
+	return ns
 }
 
 // NonFiniteError reports a loss or gradient that became NaN or infinite.

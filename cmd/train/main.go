@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -27,7 +26,6 @@ import (
 	"github.com/vitgo/vit/cmd/internal/cli"
 	"github.com/vitgo/vit/model"
 	"github.com/vitgo/vit/train"
-	"github.com/vitgo/vit/train/data"
 )
 
 func main() {
@@ -38,7 +36,10 @@ func main() {
 // options are the command line's settings.
 type options struct {
 	dataDir, format, preset, out, resume, metrics string
-	classes                                       string
+	classes, pretrained, labels, norm             string
+	perClass                                      int
+	pre                                           *model.File // -pretrained, read
+	preCfg                                        model.Config
 	saveEvery                                     time.Duration
 	cfg                                           train.Config
 	patch, dim, depth, heads, mlpDim              int
@@ -92,6 +93,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	flags.Int64Var(&c.Seed, "seed", 0, "random seed: weights, data order, augmentation, dropout")
 	flags.BoolVar(&c.SkipNaN, "skip-nan", false, "skip steps whose loss or gradient is not finite instead of stopping")
 	flags.StringVar(&o.out, "out", defaultOut, "checkpoint `file` (the best one goes beside it as NAME.best.safetensors; default with -resume: the resumed file)")
+	flags.StringVar(&o.pretrained, "pretrained", "", "start from these weights `file` (ours, or timm / torchvision / Hugging Face): a new head for other classes, positions resized, optimizer afresh")
+	flags.StringVar(&o.cfg.Freeze, "freeze", "", "with -pretrained: \"backbone\" trains the head only (a linear probe)")
+	flags.Float64Var(&o.cfg.LayerDecay, "layer-decay", 0, "with -pretrained: each block's learning rate is R times the next one's, from the head down (0 = off)")
+	flags.StringVar(&o.norm, "norm", "", "normalisation: data (the training images' mean/std), imagenet, half or MEAN,…/STD,… (default: data, or the -pretrained weights')")
+	flags.StringVar(&o.labels, "labels", "", "train on these classes only, e.g. 0,1,2,3,4 (relabelled in this order)")
+	flags.IntVar(&o.perClass, "per-class", 0, "take only this many training images of each class (drawn with -seed)")
 	flags.StringVar(&o.resume, "resume", "", "continue the run saved in this checkpoint `file` (its config wins; -epochs may extend it)")
 	flags.DurationVar(&o.saveEvery, "save-every", 5*time.Minute, "also write the checkpoint this often within an epoch (0 = at epoch ends only)")
 	flags.StringVar(&o.metrics, "metrics", "", "metrics `file`, one JSON line per epoch (default: beside -out, NAME.metrics.jsonl)")
@@ -112,73 +119,17 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
-// modelConfig resolves the preset and overrides, then adapts image size,
-// channels and classes to the data.
-func (o *options) modelConfig(d *data.Dataset) (model.Config, error) {
-	mc := defaultModel
-	if o.preset != defaultPreset {
-		var err error
-		if mc, err = model.Preset(o.preset); err != nil {
-			return mc, err
-		}
-	}
-	for _, f := range []struct {
-		v   int
-		dst *int
-	}{{o.patch, &mc.PatchSize}, {o.dim, &mc.Dim}, {o.depth, &mc.Depth}, {o.heads, &mc.Heads}, {o.mlpDim, &mc.MLPDim}} {
-		if f.v != 0 {
-			*f.dst = f.v
-		}
-	}
-	mc.Dropout, mc.AttnDropout, mc.DropPath = o.dropout, o.attnDropout, o.dropPath
-	mc.Pool, mc.GELU, mc.Init = model.Pooling(o.pool), model.GELUForm(o.gelu), o.init
-	if d.H != d.W {
-		return mc, fmt.Errorf("images are %d×%d; the model needs square images", d.H, d.W)
-	}
-	mc.ImageSize, mc.Channels, mc.NumClasses = d.H, d.C, len(d.Classes)
-	if mc.ImageSize%mc.PatchSize != 0 {
-		return mc, fmt.Errorf("the data's %d×%d images do not divide into %d×%d patches; choose -patch", d.H, d.W, mc.PatchSize, mc.PatchSize)
-	}
-	return mc, mc.Validate()
-}
-
-// checkResumeFlags refuses flags that contradict the checkpoint's config.
-func (o *options) checkResumeFlags(stored train.Config) error {
-	var clash []string
-	for _, name := range []string{"preset", "patch", "dim", "depth", "heads", "mlp-dim", "dropout", "attn-dropout", "drop-path",
-		"pool", "gelu", "init", "classes", "batch", "eval-batch", "lr", "min-lr", "wd", "warmup", "smoothing", "clip", "pad", "no-flip", "seed", "skip-nan"} {
-		if o.set[name] {
-			clash = append(clash, "-"+name)
-		}
-	}
-	if len(clash) > 0 {
-		return fmt.Errorf("-resume takes the model and recipe from the checkpoint; drop %s", strings.Join(clash, ", "))
-	}
-	return nil
-}
-
 func run(args []string, stdout, stderr io.Writer) (int, error) {
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return cli.Status(err)
 	}
 	start := time.Now()
-	trainSet, testSet, format, err := data.Load(o.dataDir, data.Options{Format: o.format, Coarse: o.coarse, ImageSize: folderSize(o), Channels: 0})
-	if errors.Is(err, fs.ErrNotExist) && !o.set["data"] {
-		return 1, fmt.Errorf("%w; the default data is the sample shipped in the repository: run from the repository's root, or pass -data DIR", err)
-	}
+	trainSet, testSet, err := o.loadData(stdout)
 	if err != nil {
 		return 1, err
 	}
-	if o.classes != "" {
-		names, err := data.ReadClassNames(o.classes, len(trainSet.Classes))
-		if err != nil {
-			return 1, fmt.Errorf("-classes: %w", err)
-		}
-		trainSet.Classes, testSet.Classes = names, names
-	}
-	fmt.Fprintf(stdout, "data: %s (%s): %d training and %d test images, %d×%d×%d, %d classes, loaded in %.1fs\n",
-		o.dataDir, format, trainSet.N, testSet.N, trainSet.C, trainSet.H, trainSet.W, len(trainSet.Classes), time.Since(start).Seconds())
+	fmt.Fprintf(stdout, "loaded in %.1fs\n", time.Since(start).Seconds())
 	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return 1, fmt.Errorf("cannot create the checkpoint directory: %v", err)
 	}
@@ -190,32 +141,9 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	probe.Close()
 	os.Remove(probe.Name())
 
-	var r *train.Run
-	if o.resume != "" {
-		stored, err := train.ReadConfig(o.resume)
-		if err != nil {
-			return 1, err
-		}
-		if err := o.checkResumeFlags(stored); err != nil {
-			return 2, err
-		}
-		epochs := 0
-		if o.set["epochs"] {
-			epochs = o.cfg.Epochs
-		}
-		if r, err = train.Resume(o.resume, trainSet, testSet, epochs); err != nil {
-			return 1, err
-		}
-		fmt.Fprintf(stdout, "resumed %s at step %d of %d (epoch %d)\n", o.resume, r.Step, r.TotalSteps(), r.Epoch()+1)
-	} else {
-		mc, err := o.modelConfig(trainSet)
-		if err != nil {
-			return 2, err
-		}
-		o.cfg.Model = mc
-		if r, err = train.New(o.cfg, trainSet, testSet, data.ComputeNormalization(trainSet)); err != nil {
-			return 2, err
-		}
+	r, code, err := o.newRun(trainSet, testSet, stdout)
+	if err != nil {
+		return code, err
 	}
 	defer r.Close()
 	cfgJSON, _ := json.Marshal(r.Config)
@@ -264,6 +192,12 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		if o.coarse {
 			dataFlags += " -coarse"
 		}
+		if o.labels != "" {
+			dataFlags += " -labels " + o.labels
+		}
+		if o.perClass > 0 {
+			dataFlags += fmt.Sprintf(" -per-class %d", o.perClass)
+		}
 		fmt.Fprintf(stderr, "interrupted at step %d of %d; checkpoint saved to %s\nresume with: go run ./cmd/train %s -out %s -resume %s\n",
 			r.Step, r.TotalSteps(), o.out, dataFlags, o.out, o.out)
 		return 130, nil
@@ -278,15 +212,4 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 	fmt.Fprintf(stdout, "done in %s: test accuracy %.2f%% (best %.2f%%), test loss %.4f\ncheckpoint: %s (best: %s), metrics: %s\n",
 		time.Since(start).Round(time.Second), 100*last.TestAcc, 100*r.BestAcc, last.TestLoss, o.out, best, o.metrics)
 	return 0, nil
-}
-
-// folderSize is the image size to resize image folders to.
-func folderSize(o *options) int {
-	if o.preset == defaultPreset {
-		return defaultModel.ImageSize
-	}
-	if c, err := model.Preset(o.preset); err == nil {
-		return c.ImageSize
-	}
-	return 0
 }

@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vitgo/vit/model"
+	"gorgonia.org/gorgonia"
 )
 
 // TestFlagErrors: command-line mistakes are one clear message and a
@@ -130,5 +133,48 @@ func TestNoFlagsOutsideRepo(t *testing.T) {
 	code, err := run(nil, &so, &se)
 	if code != 1 || err == nil || !strings.Contains(err.Error(), "run from the repository's root, or pass -data DIR") || !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("exit %d, error %v; want 1 and a hint to pass -data", code, err)
+	}
+}
+
+// TestPretrained: a 1000-class checkpoint fine-tunes into a 10-class model
+// with no flag but -pretrained (and the data): a new head, the rest
+// loaded, the weights' normalisation; -freeze needs -pretrained.
+func TestPretrained(t *testing.T) {
+	dir := t.TempDir()
+	pre := filepath.Join(dir, "pre.safetensors")
+	cfg := model.Config{ImageSize: 32, PatchSize: 8, Channels: 3, Dim: 16, Depth: 1, Heads: 2, MLPDim: 16, NumClasses: 1000}
+	m, err := model.New(gorgonia.NewGraph(), cfg, model.WithSeed(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SaveWeights(pre); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "ft.safetensors")
+	var so, se bytes.Buffer
+	code, err := run([]string{"-data", "../../testdata/fashion-sample", "-pretrained", pre, "-out", out, "-epochs", "1", "-batch", "250"}, &so, &se)
+	if code != 0 || err != nil {
+		t.Fatalf("exit %d, %v\n%s%s", code, err, so.String(), se.String())
+	}
+	if !strings.Contains(so.String(), "1000 classes, the model 10: a new head") {
+		t.Errorf("the run does not say that the head is new:\n%s", so.String())
+	}
+	ft, err := model.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ft.Config()
+	want := cfg
+	want.NumClasses, want.Init = 10, model.InitTimm // -init's default: the scheme of the new head
+	if err != nil || got != want {
+		t.Errorf("fine-tuned config %+v (%v), expected %+v", got, err, want)
+	}
+	code, err = run([]string{"-data", "../../testdata/fashion-sample", "-freeze", "backbone", "-out", out}, &so, &se)
+	if code != 2 || err == nil || !strings.Contains(err.Error(), "add -pretrained") {
+		t.Errorf("-freeze without -pretrained: exit %d, %v", code, err)
+	}
+	code, err = run([]string{"-data", "../../testdata/fashion-sample", "-pretrained", pre, "-dim", "32", "-out", out}, &so, &se)
+	if code != 2 || err == nil || !strings.Contains(err.Error(), "drop -dim") {
+		t.Errorf("-pretrained with -dim: exit %d, %v", code, err)
 	}
 }

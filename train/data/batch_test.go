@@ -210,3 +210,40 @@ func TestBatchPanicsOnMisuse(t *testing.T) {
 		}()
 	}
 }
+
+func TestSubset(t *testing.T) {
+	d := rampDataset(30, 1, 2, 2)
+	d.Classes = []string{"a", "b", "c"}
+	for i := range d.Labels {
+		d.Labels[i] = i % 3
+	}
+	s, err := d.Subset([]int{2, 0}, 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.N != 20 || strings.Join(s.Classes, ",") != "c,a" || s.Labels[0] != 1 || s.Labels[1] != 0 {
+		t.Fatalf("subset of labels 2, 0: %d images, classes %q, labels %v…", s.N, s.Classes, s.Labels[:2])
+	}
+	if s.Image(1)[0] != d.Image(2)[0] {
+		t.Errorf("image 1 of the subset is not image 2 of the data")
+	}
+	few, err := d.Subset(nil, 4, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := make([]int, 3)
+	for _, l := range few.Labels {
+		counts[l]++
+	}
+	if few.N != 12 || counts[0] != 4 || counts[1] != 4 || counts[2] != 4 {
+		t.Errorf("4 per class: %d images, per class %v", few.N, counts)
+	}
+	again, _ := d.Subset(nil, 4, 7)
+	other, _ := d.Subset(nil, 4, 8)
+	if !slices.Equal(again.Images, few.Images) || slices.Equal(other.Images, few.Images) {
+		t.Errorf("the images taken do not follow the seed")
+	}
+	if _, err := d.Subset([]int{3}, 0, 1); err == nil {
+		t.Error("label 3 of 3 classes accepted")
+	}
+}

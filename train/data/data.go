@@ -32,14 +32,16 @@ package data
 
 import (
 	"fmt"
-	"github.com/pkg/errors"
-	"github.com/vitgo/vit/model/preprocess"
 	"io/fs"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/pkg/errors"
+	"github.com/vitgo/vit/model/preprocess"
 )
 
 // Format names accepted by Options.Format and returned by Load.
@@ -243,4 +245,57 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(k)
 	return k
+}
+
+// Subset returns the images of d whose label is one of labels, relabelled
+// 0, 1, … in the order of labels (class names following), and, with
+// perClass > 0, only perClass images of each class: the first of a
+// permutation of d drawn from seed (the same seed, the same images).
+func (d *Dataset) Subset(labels []int, perClass int, seed int64) (*Dataset, error) {
+	if labels == nil {
+		labels = make([]int, len(d.Classes))
+		for i := range labels {
+			labels[i] = i
+		}
+	}
+	newLabel := map[int]int{}
+	out := &Dataset{C: d.C, H: d.H, W: d.W}
+	for i, l := range labels {
+		if l < 0 || l >= len(d.Classes) {
+			return nil, errors.Errorf("data: label %d, expected 0..%d", l, len(d.Classes)-1)
+		}
+		if _, dup := newLabel[l]; dup {
+			return nil, errors.Errorf("data: label %d given twice", l)
+		}
+		newLabel[l] = i
+		out.Classes = append(out.Classes, d.Classes[l])
+	}
+	order := rand.New(rand.NewSource(seed)).Perm(d.N)
+	if perClass <= 0 {
+		order = order[:0]
+		for i := 0; i < d.N; i++ {
+			order = append(order, i)
+		}
+	}
+	taken := make([]int, len(labels))
+	var keep []int
+	for _, i := range order {
+		nl, ok := newLabel[d.Labels[i]]
+		if !ok || (perClass > 0 && taken[nl] >= perClass) {
+			continue
+		}
+		taken[nl]++
+		keep = append(keep, i)
+	}
+	if perClass > 0 {
+		sort.Ints(keep) // the images in the dataset's order
+	}
+	per := d.C * d.H * d.W
+	out.N = len(keep)
+	out.Images, out.Labels = make([]float32, 0, len(keep)*per), make([]int, 0, len(keep))
+	for _, i := range keep {
+		out.Images = append(out.Images, d.Image(i)...)
+		out.Labels = append(out.Labels, newLabel[d.Labels[i]])
+	}
+	return out, nil
 }

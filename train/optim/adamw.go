@@ -213,6 +213,15 @@ func (o *AdamW) SetLRScales(scales []float64) error {
 	return nil
 }
 
+// LRScales returns each parameter's learning-rate scale.
+func (o *AdamW) LRScales() []float64 {
+	s := make([]float64, len(o.slots))
+	for i := range o.slots {
+		s[i] = o.slots[i].scale
+	}
+	return s
+}
+
 // LearnRate returns the current learning rate.
 func (o *AdamW) LearnRate() float64 { return o.lr }
 

@@ -1,0 +1,129 @@
+package train
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+
+	"github.com/vitgo/vit/model"
+	"github.com/vitgo/vit/train/data"
+)
+
+// pretrainedFile saves a model of cfg with random weights (seed 5) and
+// reads it back as a pretrained file.
+func pretrainedFile(t *testing.T, cfg model.Config) *model.File {
+	t.Helper()
+	m, err := model.New(G.NewGraph(), cfg, model.WithSeed(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "pre.safetensors")
+	if err := m.SaveWeights(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := model.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestFineTuneFreezeBackbone: from weights of 1000 classes, a 10-class run
+// gets a new head and every other tensor loaded; with the backbone frozen,
+// training changes the head only and leaves every other tensor bit for bit
+// as loaded, through a checkpoint and a resume too.
+func TestFineTuneFreezeBackbone(t *testing.T) {
+	tr, te := sample(t)
+	d, dt := subset(tr, 64), subset(te, 16)
+	big := tinyModel
+	big.NumClasses = 1000
+	pre := pretrainedFile(t, big)
+	cfg := Config{Model: tinyModel, Epochs: 2, Batch: 16, LR: 1e-2, Seed: 3, Freeze: FreezeBackbone}
+	r, notes, err := FineTune(cfg, d, dt, data.ComputeNormalization(d), pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if len(notes) != 1 || !strings.Contains(notes[0], "1000 classes, the model 10: a new head") {
+		t.Errorf("notes %q, expected one about the new head", notes)
+	}
+	if len(r.Trainable) != 2 || r.Trainable[0].Name != "head.weight" || r.Trainable[1].Name != "head.bias" {
+		t.Fatalf("trainable %d parameters, expected the head's two", len(r.Trainable))
+	}
+	loaded := map[string][]float32{}
+	for _, p := range r.Model.Params() {
+		v := p.Node.Value().Data().([]float32)
+		loaded[p.Name] = slices.Clone(v)
+		if src, ok := pre.Tensors[p.Name]; ok && !strings.HasPrefix(p.Name, "head.") {
+			for i, x := range src.Data {
+				if v[i] != float32(x) {
+					t.Fatalf("%s[%d] = %v, the weights hold %v", p.Name, i, v[i], x)
+				}
+			}
+		}
+	}
+	for step := 0; step < r.StepsPerEpoch(); step++ {
+		if _, err := r.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "ft.safetensors")
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := Resume(path, d, dt, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	if err := r2.Fit(context.Background(), Hooks{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range r2.Model.Params() {
+		got := p.Node.Value().Data().([]float32)
+		changed := !slices.Equal(got, loaded[p.Name])
+		if strings.HasPrefix(p.Name, "head.") != changed {
+			t.Errorf("%s: changed %v after training with the backbone frozen", p.Name, changed)
+		}
+	}
+}
+
+// TestLayerDecay: each parameter's learning rate is the base rate times
+// R^(depth+1−layer), embeddings layer 0, block i layer i+1, norm and head
+// layer depth+1; the run's optimizer uses these scales.
+func TestLayerDecay(t *testing.T) {
+	tr, te := sample(t)
+	d := subset(tr, 32)
+	cfg := Config{Model: tinyModel, Epochs: 1, Batch: 16, LR: 1e-3, LayerDecay: 0.5}
+	r, _, err := FineTune(cfg, d, subset(te, 8), data.ComputeNormalization(d), pretrainedFile(t, tinyModel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := map[string]float64{"cls_token": 0.125, "pos_embed": 0.125, "patch_embed.proj.weight": 0.125,
+		"blocks.0.attn.qkv.weight": 0.25, "blocks.0.norm1.bias": 0.25, "blocks.1.mlp.fc2.bias": 0.5, "norm.weight": 1, "head.bias": 1}
+	scales := r.opt.LRScales()
+	if len(scales) != len(r.Trainable) {
+		t.Fatalf("%d scales for %d parameters", len(scales), len(r.Trainable))
+	}
+	seen := 0
+	for i, p := range r.Trainable {
+		if w, ok := want[p.Name]; ok {
+			seen++
+			if math.Abs(scales[i]-w) > 1e-15 {
+				t.Errorf("%s: learning-rate scale %v, expected %v", p.Name, scales[i], w)
+			}
+		}
+	}
+	if seen != len(want) {
+		t.Errorf("checked %d of %d parameters", seen, len(want))
+	}
+	if _, err := New(Config{Model: tinyModel, Epochs: 1, Batch: 16, LR: 1e-3, LayerDecay: 1.5}, d, d, data.ComputeNormalization(d)); err == nil || !strings.Contains(err.Error(), "layer decay") {
+		t.Errorf("layer decay 1.5: %v", err)
+	}
+}
