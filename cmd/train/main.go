@@ -98,7 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	flags.Float64Var(&o.cfg.LayerDecay, "layer-decay", 0, "with -pretrained: each block's learning rate is R times the next one's, from the head down (0 = off)")
 	flags.StringVar(&o.norm, "norm", "", "normalisation: data (the training images' mean/std), imagenet, half or MEAN,…/STD,… (default: data, or the -pretrained weights')")
 	flags.StringVar(&o.labels, "labels", "", "train on these classes only, e.g. 0,1,2,3,4 (relabelled in this order)")
-	flags.IntVar(&o.perClass, "per-class", 0, "take only this many training images of each class (drawn with -seed)")
+	flags.IntVar(&o.perClass, "per-class", 0, "take only the first this many training images of each class")
 	flags.StringVar(&o.resume, "resume", "", "continue the run saved in this checkpoint `file` (its config wins; -epochs may extend it)")
 	flags.DurationVar(&o.saveEvery, "save-every", 5*time.Minute, "also write the checkpoint this often within an epoch (0 = at epoch ends only)")
 	flags.StringVar(&o.metrics, "metrics", "", "metrics `file`, one JSON line per epoch (default: beside -out, NAME.metrics.jsonl)")

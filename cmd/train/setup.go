@@ -55,18 +55,10 @@ func (o *options) loadData(stdout io.Writer) (trainSet, testSet *data.Dataset, e
 			}
 			labels = append(labels, l)
 		}
-		seed := o.cfg.Seed
-		if o.resume != "" { // the images the run was started on
-			stored, err := train.ReadConfig(o.resume)
-			if err != nil {
-				return nil, nil, err
-			}
-			seed = stored.Seed
-		}
-		if trainSet, err = trainSet.Subset(labels, o.perClass, seed); err != nil {
+		if trainSet, err = trainSet.Subset(labels, o.perClass); err != nil {
 			return nil, nil, fmt.Errorf("-labels/-per-class: %w", err)
 		}
-		if testSet, err = testSet.Subset(labels, 0, 0); err != nil {
+		if testSet, err = testSet.Subset(labels, 0); err != nil {
 			return nil, nil, fmt.Errorf("-labels: %w", err)
 		}
 	}

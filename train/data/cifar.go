@@ -3,10 +3,11 @@ package data
 import (
 	"bufio"
 	"fmt"
-	"github.com/pkg/errors"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/pkg/errors"
 )
 
 // CIFAR binary geometry: 32×32 RGB, stored as 1024 R bytes, 1024 G bytes,

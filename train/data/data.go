@@ -33,7 +33,6 @@ package data
 import (
 	"fmt"
 	"io/fs"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"sort"
@@ -247,11 +246,12 @@ func sortedKeys(m map[string]bool) []string {
 	return k
 }
 
-// Subset returns the images of d whose label is one of labels, relabelled
-// 0, 1, … in the order of labels (class names following), and, with
-// perClass > 0, only perClass images of each class: the first of a
-// permutation of d drawn from seed (the same seed, the same images).
-func (d *Dataset) Subset(labels []int, perClass int, seed int64) (*Dataset, error) {
+// Subset returns the images of d whose label is one of labels (nil: every
+// class), relabelled 0, 1, … in the order of labels (class names
+// following), and, with perClass > 0, only the first perClass images of
+// each class in d's order (so that a script in another language takes the
+// same ones).
+func (d *Dataset) Subset(labels []int, perClass int) (*Dataset, error) {
 	if labels == nil {
 		labels = make([]int, len(d.Classes))
 		for i := range labels {
@@ -270,32 +270,16 @@ func (d *Dataset) Subset(labels []int, perClass int, seed int64) (*Dataset, erro
 		newLabel[l] = i
 		out.Classes = append(out.Classes, d.Classes[l])
 	}
-	order := rand.New(rand.NewSource(seed)).Perm(d.N)
-	if perClass <= 0 {
-		order = order[:0]
-		for i := 0; i < d.N; i++ {
-			order = append(order, i)
-		}
-	}
 	taken := make([]int, len(labels))
-	var keep []int
-	for _, i := range order {
+	for i := 0; i < d.N; i++ {
 		nl, ok := newLabel[d.Labels[i]]
 		if !ok || (perClass > 0 && taken[nl] >= perClass) {
 			continue
 		}
 		taken[nl]++
-		keep = append(keep, i)
-	}
-	if perClass > 0 {
-		sort.Ints(keep) // the images in the dataset's order
-	}
-	per := d.C * d.H * d.W
-	out.N = len(keep)
-	out.Images, out.Labels = make([]float32, 0, len(keep)*per), make([]int, 0, len(keep))
-	for _, i := range keep {
 		out.Images = append(out.Images, d.Image(i)...)
-		out.Labels = append(out.Labels, newLabel[d.Labels[i]])
+		out.Labels = append(out.Labels, nl)
 	}
+	out.N = len(out.Labels)
 	return out, nil
 }

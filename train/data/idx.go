@@ -4,10 +4,11 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/binary"
-	"github.com/pkg/errors"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/pkg/errors"
 )
 
 // IDX magic numbers: two zero bytes, type 0x08 (unsigned byte), number of
