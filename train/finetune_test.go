@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	G "gorgonia.org/gorgonia"
 
 	"github.com/vitgo/vit/model"
+	"github.com/vitgo/vit/model/vittest"
 	"github.com/vitgo/vit/train/data"
 )
 
@@ -125,5 +127,55 @@ func TestLayerDecay(t *testing.T) {
 	}
 	if _, err := New(Config{Model: tinyModel, Epochs: 1, Batch: 16, LR: 1e-3, LayerDecay: 1.5}, d, d, data.ComputeNormalization(d)); err == nil || !strings.Contains(err.Error(), "layer decay") {
 		t.Errorf("layer decay 1.5: %v", err)
+	}
+}
+
+// TestLazyFolderSameRun: a run on an image folder read lazily (files
+// decoded batch by batch, ahead of the step) ends with the weights, bit for
+// bit, of a run on the same folder held in memory.
+func TestLazyFolderSameRun(t *testing.T) {
+	dir := t.TempDir()
+	for _, split := range []string{"train", "test"} {
+		for c, class := range []string{"a", "b", "c"} {
+			for i := 0; i < 12; i++ {
+				img := vittest.RandRGB(int64(100*c+i), 20+i, 16+c, 2)
+				vittest.WriteFile(t, dir, fmt.Sprintf("%s/%s/%02d.png", split, class, i), vittest.PNG(t, img))
+			}
+		}
+	}
+	opt := data.Options{ImageSize: 16, Channels: 3}
+	memTrain, memTest, _, err := data.Load(dir, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lazyTrain, lazyTest, err := data.OpenFolder(dir, opt, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	norm, err := lazyTrain.Normalization()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := data.ComputeNormalization(memTrain)
+	for c := range norm.Mean {
+		if math.Abs(float64(norm.Mean[c]-want.Mean[c])) > 1e-6 || math.Abs(float64(norm.Std[c]-want.Std[c])) > 1e-6 {
+			t.Errorf("channel %d: lazy normalisation %v/%v, in memory %v/%v", c, norm.Mean[c], norm.Std[c], want.Mean[c], want.Std[c])
+		}
+	}
+	cfg := Config{Model: model.Config{ImageSize: 16, PatchSize: 8, Channels: 3, Dim: 16, Depth: 1, Heads: 2, MLPDim: 16, NumClasses: 3},
+		Epochs: 3, Batch: 8, LR: 3e-3, Seed: 4, Pad: 2, Flip: true}
+	final := func(tr, te data.Source) ([]float32, float64) {
+		r, err := New(cfg, tr, te, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		_, acc := fitAndEvaluate(t, r, te)
+		return weights(r), acc
+	}
+	wm, am := final(memTrain, memTest)
+	wl, al := final(lazyTrain, lazyTest)
+	if !slices.Equal(wm, wl) || am != al {
+		t.Errorf("the lazy run differs from the in-memory one (test accuracy %v vs %v)", al, am)
 	}
 }

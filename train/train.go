@@ -105,8 +105,8 @@ type Run struct {
 	// Buffers describes the buffer sharing of the training and the
 	// evaluation graph (ops.ShareBuffers).
 	Buffers    struct{ Train, Eval ops.ShareStats }
-	train      *data.Dataset
-	test       *data.Dataset
+	train      data.Source
+	test       data.Source
 	opt        *optim.AdamW
 	sched      optim.WarmupCosine
 	stepsEpoch int
@@ -148,13 +148,13 @@ type partialEpoch struct {
 
 // New prepares a run from scratch. The model's image size, channels and
 // classes must agree with the data; norm normalises the images.
-func New(cfg Config, trainSet, testSet *data.Dataset, norm preprocess.Normalization) (*Run, error) {
+func New(cfg Config, trainSet, testSet data.Source, norm preprocess.Normalization) (*Run, error) {
 	return newRun(cfg, trainSet, testSet, norm, nil)
 }
 
 // newRun is New with the model's weights loaded from a file (when from is
 // not nil) instead of drawn from the seed.
-func newRun(cfg Config, trainSet, testSet *data.Dataset, norm preprocess.Normalization, from *model.File) (*Run, error) {
+func newRun(cfg Config, trainSet, testSet data.Source, norm preprocess.Normalization, from *model.File) (*Run, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -167,11 +167,11 @@ func newRun(cfg Config, trainSet, testSet *data.Dataset, norm preprocess.Normali
 	if err := norm.Check(cfg.Model.Channels); err != nil {
 		return nil, errors.Wrap(err, "train")
 	}
-	if trainSet.N < cfg.Batch {
-		return nil, errors.Errorf("train: %d training images are fewer than one batch of %d", trainSet.N, cfg.Batch)
+	if trainSet.Len() < cfg.Batch {
+		return nil, errors.Errorf("train: %d training images are fewer than one batch of %d", trainSet.Len(), cfg.Batch)
 	}
-	r := &Run{Config: cfg, Norm: norm, Classes: trainSet.Classes, train: trainSet, test: testSet}
-	r.stepsEpoch = trainSet.N / cfg.Batch // the last partial batch is dropped; every epoch sees a new order
+	r := &Run{Config: cfg, Norm: norm, Classes: trainSet.ClassNames(), train: trainSet, test: testSet}
+	r.stepsEpoch = trainSet.Len() / cfg.Batch // the last partial batch is dropped; every epoch sees a new order
 	total := r.stepsEpoch * cfg.Epochs
 	r.sched = optim.WarmupCosine{Base: cfg.LR, Min: cfg.MinLR, Warmup: int(math.Round(cfg.WarmupEpochs * float64(r.stepsEpoch))), Total: total}
 	if err := r.buildTrainGraph(from); err != nil {
@@ -200,7 +200,7 @@ func newRun(cfg Config, trainSet, testSet *data.Dataset, norm preprocess.Normali
 // cfg.Model.Init says; a positional embedding for another image size is
 // resized. The optimizer starts afresh. cfg.Model must have the weights'
 // architecture. notes say what was not loaded.
-func FineTune(cfg Config, trainSet, testSet *data.Dataset, norm preprocess.Normalization, pre *model.File) (r *Run, notes []string, err error) {
+func FineTune(cfg Config, trainSet, testSet data.Source, norm preprocess.Normalization, pre *model.File) (r *Run, notes []string, err error) {
 	if r, err = New(cfg, trainSet, testSet, norm); err != nil {
 		return nil, nil, err
 	}
@@ -248,15 +248,15 @@ func LayerScales(params []*layers.Param, depth int, r float64) []float64 {
 	return scales
 }
 
-func checkData(c model.Config, d *data.Dataset, split string) error {
-	if d == nil || d.N == 0 {
+func checkData(c model.Config, d data.Source, split string) error {
+	if d == nil || d.Len() == 0 {
 		return errors.Errorf("train: the %s split is empty", split)
 	}
-	if d.C != c.Channels || d.H != c.ImageSize || d.W != c.ImageSize {
-		return errors.Errorf("train: %s images are %d×%d×%d (C×H×W), the model takes %d×%d×%d", split, d.C, d.H, d.W, c.Channels, c.ImageSize, c.ImageSize)
+	if ch, h, w := d.Shape(); ch != c.Channels || h != c.ImageSize || w != c.ImageSize {
+		return errors.Errorf("train: %s images are %d×%d×%d (C×H×W), the model takes %d×%d×%d", split, ch, h, w, c.Channels, c.ImageSize, c.ImageSize)
 	}
-	if len(d.Classes) != c.NumClasses {
-		return errors.Errorf("train: the %s split has %d classes, the model has %d outputs", split, len(d.Classes), c.NumClasses)
+	if n := len(d.ClassNames()); n != c.NumClasses {
+		return errors.Errorf("train: the %s split has %d classes, the model has %d outputs", split, n, c.NumClasses)
 	}
 	return nil
 }
@@ -371,7 +371,7 @@ func (r *Run) LR() float64 { return r.sched.At(r.Step) }
 // depends only on the seed and the epoch, drawn once per epoch.
 func (r *Run) order(epoch int) []int {
 	if r.perm == nil || r.permEpoch != epoch {
-		r.perm = rand.New(rand.NewSource(r.Config.Seed*1_000_003 + int64(epoch) + 1)).Perm(r.train.N)
+		r.perm = rand.New(rand.NewSource(r.Config.Seed*1_000_003 + int64(epoch) + 1)).Perm(r.train.Len())
 		r.permEpoch = epoch
 	}
 	return r.perm
@@ -391,7 +391,14 @@ func (r *Run) TrainStep() (float64, error) {
 	idx := r.order(epoch)[inEpoch*c.Batch : (inEpoch+1)*c.Batch]
 	aug := &data.Augment{Pad: c.Pad, Flip: c.Flip}
 	rng := rand.New(rand.NewSource(c.Seed*7_919 + int64(r.Step) + 1))
-	r.train.Batch(r.xbuf, r.labels, idx, r.Norm, aug, rng)
+	if err := r.train.ReadBatch(r.xbuf, r.labels, idx, r.Norm, aug, rng); err != nil {
+		return 0, errors.Wrapf(err, "train: step %d", r.Step+1)
+	}
+	if p, ok := r.train.(data.Prefetcher); ok && r.Step+1 < r.TotalSteps() {
+		// The next step's images are read while this step runs.
+		ne, ni := (r.Step+1)/r.stepsEpoch, (r.Step+1)%r.stepsEpoch
+		p.Prefetch(r.order(ne)[ni*c.Batch : (ni+1)*c.Batch])
+	}
 	off, on := float32(c.Smoothing/float64(k)), float32(1-c.Smoothing+c.Smoothing/float64(k))
 	for i, l := range r.labels {
 		row := r.ybuf[i*k : (i+1)*k]
@@ -495,18 +502,20 @@ func (r *Run) Evaluate() (loss, acc float64, err error) {
 
 // EvaluateOn evaluates on any dataset of the model's shape: loss,
 // accuracy, per-class accuracy and confusion matrix.
-func (r *Run) EvaluateOn(d *data.Dataset) (*model.Evaluation, error) {
+func (r *Run) EvaluateOn(d data.Source) (*model.Evaluation, error) {
 	b := r.evalBatch()
 	k := r.Config.Model.NumClasses
 	labels := make([]int, b)
 	idx := make([]int, b)
 	ev := model.NewEvaluation(r.Classes)
-	for start := 0; start < d.N; start += b {
-		n := min(b, d.N-start)
+	for start := 0; start < d.Len(); start += b {
+		n := min(b, d.Len()-start)
 		for i := range idx {
 			idx[i] = start + i%n // a short last batch repeats its images; only the first n count
 		}
-		d.Batch(r.exbuf, labels, idx, r.Norm, nil, nil)
+		if err := d.ReadBatch(r.exbuf, labels, idx, r.Norm, nil, nil); err != nil {
+			return nil, errors.Wrap(err, "train: evaluation")
+		}
 		r.evm.Reset()
 		if err := r.evm.RunAll(); err != nil {
 			return nil, errors.Wrap(err, "train: evaluation")

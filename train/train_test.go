@@ -288,7 +288,7 @@ func TestSharedBuffersChangeNothing(t *testing.T) {
 }
 
 // fitAndEvaluate runs r to the end and evaluates it on d.
-func fitAndEvaluate(t *testing.T, r *Run, d *data.Dataset) (loss, acc float64) {
+func fitAndEvaluate(t *testing.T, r *Run, d data.Source) (loss, acc float64) {
 	t.Helper()
 	if err := r.Fit(context.Background(), Hooks{}); err != nil {
 		t.Fatal(err)

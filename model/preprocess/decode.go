@@ -42,21 +42,42 @@ func Decode(r io.ReadSeeker) (img image.Image, err error) {
 			img, err = nil, errors.Errorf("the image decoder failed: %v", p)
 		}
 	}()
-	cfg, format, err := image.DecodeConfig(bufio.NewReader(r))
-	if err != nil {
-		return nil, errors.Wrap(err, "cannot decode it as PNG or JPEG")
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return nil, errors.Wrapf(ErrTooManyPixels, "%s of %d×%d pixels, expected 1 to %d pixels", format, cfg.Width, cfg.Height, MaxPixels)
+	if err := checkConfig(r); err != nil {
+		return nil, err
 	}
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
 		return nil, errors.WithStack(err)
 	}
-	img, format, err = image.Decode(bufio.NewReader(r))
+	img, format, err := image.Decode(bufio.NewReader(r))
 	if err != nil {
 		return nil, errors.Wrapf(err, "cannot decode it as %s", strings.ToUpper(format))
 	}
 	return img, nil
+}
+
+// checkConfig reads an image's header and refuses one that is not PNG or
+// JPEG or whose size is outside 1..MaxPixels pixels.
+func checkConfig(r io.Reader) error {
+	cfg, format, err := image.DecodeConfig(bufio.NewReader(r))
+	if err != nil {
+		return errors.Wrap(err, "cannot decode it as PNG or JPEG")
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
+		return errors.Wrapf(ErrTooManyPixels, "%s of %d×%d pixels, expected 1 to %d pixels", format, cfg.Width, cfg.Height, MaxPixels)
+	}
+	return nil
+}
+
+// CheckFile reads only the header of a PNG or JPEG file and refuses it as
+// DecodeFile would (not an image, more than MaxPixels pixels), so that a
+// folder can be checked without being decoded.
+func CheckFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return errors.Wrap(err, "preprocess: image")
+	}
+	defer f.Close()
+	return errors.Wrapf(checkConfig(f), "preprocess: image %s", path)
 }
 
 // IsImageName reports whether a file name is one this package reads: it

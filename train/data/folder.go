@@ -19,42 +19,56 @@ type folderItem struct {
 }
 
 func loadFolder(dir string, opt Options) (train, test *Dataset, err error) {
-	size := opt.ImageSize
+	size, ch, err := folderGeometry(dir, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	trainDir, testDir, classes, err := folderClasses(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if train, err = readFolderSplit(trainDir, classes, size, ch, true); err != nil {
+		return nil, nil, err
+	}
+	if test, err = readFolderSplit(testDir, classes, size, ch, false); err != nil {
+		return nil, nil, err
+	}
+	return train, test, nil
+}
+
+// folderGeometry is the size and channels images are read at.
+func folderGeometry(dir string, opt Options) (size, ch int, err error) {
+	size, ch = opt.ImageSize, opt.Channels
 	if size == 0 {
 		size = 32
 	}
 	if size < 0 || size > preprocess.MaxSize {
-		return nil, nil, errors.Errorf("data: folder dataset %s: image size %d, expected 1..%d (0 for the default 32)", dir, opt.ImageSize, preprocess.MaxSize)
+		return 0, 0, errors.Errorf("data: folder dataset %s: image size %d, expected 1..%d (0 for the default 32)", dir, opt.ImageSize, preprocess.MaxSize)
 	}
-	ch := opt.Channels
 	if ch == 0 {
 		ch = 3
 	}
 	if ch != 1 && ch != 3 {
-		return nil, nil, errors.Errorf("data: folder dataset %s: %d channels requested, expected 1 or 3 (0 for the default 3)", dir, opt.Channels)
+		return 0, 0, errors.Errorf("data: folder dataset %s: %d channels requested, expected 1 or 3 (0 for the default 3)", dir, opt.Channels)
 	}
-	trainDir, testDir := filepath.Join(dir, "train"), filepath.Join(dir, "test")
-	trainClasses, err := classDirs(trainDir)
-	if err != nil {
-		return nil, nil, err
+	return size, ch, nil
+}
+
+// folderClasses returns the split folders and the classes: the class
+// sub-folders of train/, which test/ must have too.
+func folderClasses(dir string) (trainDir, testDir string, classes []string, err error) {
+	trainDir, testDir = filepath.Join(dir, "train"), filepath.Join(dir, "test")
+	if classes, err = classDirs(trainDir); err != nil {
+		return "", "", nil, err
 	}
-	if len(trainClasses) == 0 {
-		return nil, nil, errors.Errorf("data: folder dataset %s: no class sub-folders, expected train/<class>/*.png|jpg|jpeg", trainDir)
+	if len(classes) == 0 {
+		return "", "", nil, errors.Errorf("data: folder dataset %s: no class sub-folders, expected train/<class>/*.png|jpg|jpeg", trainDir)
 	}
 	testClasses, err := classDirs(testDir)
 	if err != nil {
-		return nil, nil, err
+		return "", "", nil, err
 	}
-	if err := sameClasses(trainDir, testDir, trainClasses, testClasses); err != nil {
-		return nil, nil, err
-	}
-	if train, err = readFolderSplit(trainDir, trainClasses, size, ch, true); err != nil {
-		return nil, nil, err
-	}
-	if test, err = readFolderSplit(testDir, trainClasses, size, ch, false); err != nil {
-		return nil, nil, err
-	}
-	return train, test, nil
+	return trainDir, testDir, classes, sameClasses(trainDir, testDir, classes, testClasses)
 }
 
 // classDirs returns the sorted names of the visible sub-folders of dir.
@@ -115,6 +129,36 @@ func sameClasses(trainDir, testDir string, train, test []string) error {
 }
 
 func readFolderSplit(splitDir string, classes []string, size, ch int, needEach bool) (*Dataset, error) {
+	items, err := listFolderSplit(splitDir, classes, needEach)
+	if err != nil {
+		return nil, err
+	}
+	per := ch * size * size
+	if uint64(len(items))*uint64(per) > math.MaxInt32*8 {
+		return nil, errors.Errorf("data: folder dataset split %s: %d images of %d×%d×%d would need %d float32 values, expected at most %d; use a smaller image size or read the folder lazily",
+			splitDir, len(items), ch, size, size, uint64(len(items))*uint64(per), uint64(math.MaxInt32)*8)
+	}
+	d := &Dataset{
+		Images:  make([]float32, len(items)*per),
+		Labels:  make([]int, len(items)),
+		N:       len(items),
+		C:       ch,
+		H:       size,
+		W:       size,
+		Classes: classes,
+	}
+	for i, it := range items {
+		d.Labels[i] = it.label
+		if err := readImageFile(it.path, ch, size, d.Images[i*per:(i+1)*per]); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// listFolderSplit lists the image files of a split, class by class in
+// label order, files in name order.
+func listFolderSplit(splitDir string, classes []string, needEach bool) ([]folderItem, error) {
 	var items []folderItem
 	for label, c := range classes {
 		cdir := filepath.Join(splitDir, c)
@@ -137,27 +181,7 @@ func readFolderSplit(splitDir string, classes []string, size, ch int, needEach b
 	if len(items) == 0 {
 		return nil, errors.Errorf("data: folder dataset split %s: no .png, .jpg or .jpeg files in any class folder, expected at least one image", splitDir)
 	}
-	per := ch * size * size
-	if uint64(len(items))*uint64(per) > math.MaxInt32*8 {
-		return nil, errors.Errorf("data: folder dataset split %s: %d images of %d×%d×%d would need %d float32 values, expected at most %d; use a smaller image size",
-			splitDir, len(items), ch, size, size, uint64(len(items))*uint64(per), uint64(math.MaxInt32)*8)
-	}
-	d := &Dataset{
-		Images:  make([]float32, len(items)*per),
-		Labels:  make([]int, len(items)),
-		N:       len(items),
-		C:       ch,
-		H:       size,
-		W:       size,
-		Classes: classes,
-	}
-	for i, it := range items {
-		d.Labels[i] = it.label
-		if err := readImageFile(it.path, ch, size, d.Images[i*per:(i+1)*per]); err != nil {
-			return nil, err
-		}
-	}
-	return d, nil
+	return items, nil
 }
 
 // readImageFile decodes path and writes it, converted and resampled, into

@@ -1,0 +1,246 @@
+package data
+
+import (
+	"math"
+	"math/rand"
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/pkg/errors"
+
+	"github.com/vitgo/vit/model/preprocess"
+)
+
+// Source is a split that training reads batches from: a Dataset held in
+// memory, or a Folder whose files are read as batches need them.
+type Source interface {
+	// Len is the number of images.
+	Len() int
+	// Shape is the C, H and W of every image.
+	Shape() (c, h, w int)
+	// ClassNames are the class names, index = label.
+	ClassNames() []string
+	// ReadBatch is Dataset.Batch: images idx, normalised and augmented,
+	// into dst, their labels into labels. An image that cannot be read is
+	// an error.
+	ReadBatch(dst []float32, labels []int, idx []int, norm preprocess.Normalization, aug *Augment, rng *rand.Rand) error
+}
+
+// Prefetcher is a Source that can start reading a batch before it is
+// asked for it (the trainer calls Prefetch with the next step's images).
+type Prefetcher interface {
+	Prefetch(idx []int)
+}
+
+var (
+	_ Source     = (*Dataset)(nil)
+	_ Prefetcher = (*Folder)(nil)
+)
+
+// Len is d.N.
+func (d *Dataset) Len() int { return d.N }
+
+// Shape is d.C, d.H, d.W.
+func (d *Dataset) Shape() (c, h, w int) { return d.C, d.H, d.W }
+
+// ClassNames is d.Classes.
+func (d *Dataset) ClassNames() []string { return d.Classes }
+
+// ReadBatch is Batch; images in memory cannot fail to read.
+func (d *Dataset) ReadBatch(dst []float32, labels []int, idx []int, norm preprocess.Normalization, aug *Augment, rng *rand.Rand) error {
+	d.Batch(dst, labels, idx, norm, aug, rng)
+	return nil
+}
+
+// Folder is an image-folder split read lazily: only the file names are
+// held; a batch's files are decoded, converted and resized (as the
+// in-memory reader does) by a pool of goroutines when the batch is asked
+// for, or ahead of time (Prefetch), so memory stays bounded by a few
+// batches whatever the folder's size. Its batches are the in-memory
+// Dataset's, value for value, augmentation included.
+type Folder struct {
+	dir      string
+	items    []folderItem
+	classes  []string
+	ch, size int
+	workers  int
+
+	mu      sync.Mutex
+	pending *prefetched // the batch being read ahead
+}
+
+// prefetched is a batch being read ahead.
+type prefetched struct {
+	idx  []int
+	done chan struct{}
+	pix  []float32
+	err  error
+}
+
+// Len is the number of image files.
+func (f *Folder) Len() int { return len(f.items) }
+
+// Shape is the channels and size the images are read at.
+func (f *Folder) Shape() (c, h, w int) { return f.ch, f.size, f.size }
+
+// ClassNames are the class folders' names.
+func (f *Folder) ClassNames() []string { return f.classes }
+
+// Prefetch starts reading images idx in the background; a ReadBatch of the
+// same images takes them. A new Prefetch replaces the pending one.
+func (f *Folder) Prefetch(idx []int) {
+	p := &prefetched{idx: slices.Clone(idx), done: make(chan struct{})}
+	f.mu.Lock()
+	f.pending = p
+	f.mu.Unlock()
+	go func() {
+		defer close(p.done)
+		p.pix, p.err = f.read(p.idx)
+	}()
+}
+
+// ReadBatch reads images idx (taking a matching prefetch) and writes them
+// as Dataset.Batch would.
+func (f *Folder) ReadBatch(dst []float32, labels []int, idx []int, norm preprocess.Normalization, aug *Augment, rng *rand.Rand) error {
+	f.mu.Lock()
+	p := f.pending
+	if p != nil && slices.Equal(p.idx, idx) {
+		f.pending = nil
+	} else {
+		p = nil
+	}
+	f.mu.Unlock()
+	var pix []float32
+	var err error
+	if p != nil {
+		<-p.done
+		pix, err = p.pix, p.err
+	} else {
+		pix, err = f.read(idx)
+	}
+	if err != nil {
+		return err
+	}
+	batch := &Dataset{Images: pix, Labels: make([]int, len(idx)), N: len(idx), C: f.ch, H: f.size, W: f.size, Classes: f.classes}
+	order := make([]int, len(idx))
+	for k, i := range idx {
+		batch.Labels[k], order[k] = f.items[i].label, k
+	}
+	batch.Batch(dst, labels, order, norm, aug, rng)
+	return nil
+}
+
+// read decodes images idx, in parallel, into one C×H×W block each.
+func (f *Folder) read(idx []int) ([]float32, error) {
+	per := f.ch * f.size * f.size
+	pix := make([]float32, len(idx)*per)
+	errs := make([]error, len(idx))
+	var next sync.Mutex
+	k := 0
+	var wg sync.WaitGroup
+	for w := 0; w < min(f.workers, len(idx)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				next.Lock()
+				j := k
+				k++
+				next.Unlock()
+				if j >= len(idx) {
+					return
+				}
+				i := idx[j]
+				if i < 0 || i >= len(f.items) {
+					errs[j] = errors.Errorf("data: image %d of a folder of %d", i, len(f.items))
+					continue
+				}
+				errs[j] = readImageFile(f.items[i].path, f.ch, f.size, pix[j*per:(j+1)*per])
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return pix, nil
+}
+
+// Normalization is ComputeNormalization over the folder's images, read in
+// batches: the mean and population standard deviation of each channel, in
+// float64 (one pass of sums and sums of squares), Std at least MinStd.
+func (f *Folder) Normalization() (preprocess.Normalization, error) {
+	n := preprocess.Normalization{Mean: make([]float32, f.ch), Std: make([]float32, f.ch)}
+	sum, sq := make([]float64, f.ch), make([]float64, f.ch)
+	plane := f.size * f.size
+	const chunk = 256
+	for start := 0; start < len(f.items); start += chunk {
+		idx := make([]int, min(chunk, len(f.items)-start))
+		for k := range idx {
+			idx[k] = start + k
+		}
+		pix, err := f.read(idx)
+		if err != nil {
+			return n, err
+		}
+		for k := range idx {
+			for c := 0; c < f.ch; c++ {
+				for _, v := range pix[(k*f.ch+c)*plane : (k*f.ch+c+1)*plane] {
+					sum[c] += float64(v)
+					sq[c] += float64(v) * float64(v)
+				}
+			}
+		}
+	}
+	count := float64(len(f.items)) * float64(plane)
+	for c := range n.Mean {
+		n.Std[c] = 1
+		if count == 0 {
+			continue
+		}
+		mean := sum[c] / count
+		n.Mean[c] = float32(mean)
+		n.Std[c] = float32(max(math.Sqrt(max(sq[c]/count-mean*mean, 0)), MinStd))
+	}
+	return n, nil
+}
+
+// OpenFolder is the lazy counterpart of an image-folder Load: dir/train and
+// dir/test with the same class sub-folders, files listed (and their
+// headers checked) but not decoded. workers is the number of goroutines
+// that decode a batch (0: GOMAXPROCS).
+func OpenFolder(dir string, opt Options, workers int) (train, test *Folder, err error) {
+	size, ch, err := folderGeometry(dir, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	trainDir, testDir, classes, err := folderClasses(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	open := func(split string, needEach bool) (*Folder, error) {
+		items, err := listFolderSplit(split, classes, needEach)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			if err := preprocess.CheckFile(it.path); err != nil {
+				return nil, errors.Wrap(err, "data")
+			}
+		}
+		return &Folder{dir: split, items: items, classes: classes, ch: ch, size: size, workers: workers}, nil
+	}
+	if train, err = open(trainDir, true); err != nil {
+		return nil, nil, err
+	}
+	if test, err = open(testDir, false); err != nil {
+		return nil, nil, err
+	}
+	return train, test, nil
+}
