@@ -79,7 +79,7 @@ func configFromFile(f *model.File) (Config, error) {
 // on the same data; it ends with the weights an uninterrupted run would
 // have. epochs, if positive, replaces the stored number of epochs (to train
 // longer than planned; the schedule then changes).
-func Resume(path string, trainSet, testSet *data.Dataset, epochs int) (*Run, error) {
+func Resume(path string, trainSet, testSet data.Source, epochs int) (*Run, error) {
 	f, err := model.ReadFile(path)
 	if err != nil {
 		return nil, err

@@ -36,7 +36,7 @@ func main() {
 // options are the command line's settings.
 type options struct {
 	dataDir, format, preset, out, resume, metrics string
-	classes, pretrained, labels, norm             string
+	classes, pretrained, labels, norm, lazy       string
 	perClass                                      int
 	pre                                           *model.File // -pretrained, read
 	preCfg                                        model.Config
@@ -97,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	flags.StringVar(&o.cfg.Freeze, "freeze", "", "with -pretrained: \"backbone\" trains the head only (a linear probe)")
 	flags.Float64Var(&o.cfg.LayerDecay, "layer-decay", 0, "with -pretrained: each block's learning rate is R times the next one's, from the head down (0 = off)")
 	flags.StringVar(&o.norm, "norm", "", "normalisation: data (the training images' mean/std), imagenet, half or MEAN,…/STD,… (default: data, or the -pretrained weights')")
+	flags.StringVar(&o.lazy, "lazy", "auto", "read image folders lazily, batch by batch: on, off, or auto (when in memory they would take more than 1 GiB)")
 	flags.StringVar(&o.labels, "labels", "", "train on these classes only, e.g. 0,1,2,3,4 (relabelled in this order)")
 	flags.IntVar(&o.perClass, "per-class", 0, "take only the first this many training images of each class")
 	flags.StringVar(&o.resume, "resume", "", "continue the run saved in this checkpoint `file` (its config wins; -epochs may extend it)")

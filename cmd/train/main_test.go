@@ -38,6 +38,10 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-classes", filepath.Join(dir, "none.txt")}, 1, "-classes: data: reading class names"},
 		{[]string{"-classes", classes3, "-out", filepath.Join(dir, "a.safetensors")}, 1, "found 3 non-blank lines, expected 10"},
 		{[]string{"-resume", filepath.Join(dir, "missing.safetensors"), "-out", filepath.Join(dir, "a.safetensors")}, 1, "missing.safetensors"},
+		{[]string{"-lazy", "maybe"}, 1, `-lazy "maybe"`},
+		{[]string{"-lazy", "on"}, 1, "-lazy on reads image folders"},
+		{[]string{"-labels", "0,x"}, 1, "-labels"},
+		{[]string{"-labels", "0,10"}, 1, "label 10, expected 0..9"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer

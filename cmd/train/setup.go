@@ -17,7 +17,7 @@ import (
 // loadData reads -data, names its classes (-classes), keeps the classes of
 // -labels and -per-class images of each, and converts the images to the
 // channels of the -pretrained model.
-func (o *options) loadData(stdout io.Writer) (trainSet, testSet *data.Dataset, err error) {
+func (o *options) loadData(stdout io.Writer) (trainSet, testSet data.Source, err error) {
 	size, ch := folderSize(o), 0
 	if o.pretrained != "" {
 		if o.pre, err = model.ReadFile(o.pretrained); err != nil {
@@ -29,7 +29,61 @@ func (o *options) loadData(stdout io.Writer) (trainSet, testSet *data.Dataset, e
 		}
 		size, ch = o.preCfg.ImageSize, o.preCfg.Channels
 	}
-	trainSet, testSet, format, err := data.Load(o.dataDir, data.Options{Format: o.format, Coarse: o.coarse, ImageSize: size, Channels: ch})
+	opt := data.Options{Format: o.format, Coarse: o.coarse, ImageSize: size, Channels: ch}
+	if tr, te, err := o.lazyFolder(opt); err != nil || tr != nil {
+		if err != nil {
+			return nil, nil, err
+		}
+		c, h, w := tr.Shape()
+		fmt.Fprintf(stdout, "data: %s (folder, read lazily): %d training and %d test images, %d×%d×%d, %d classes\n",
+			o.dataDir, tr.Len(), te.Len(), c, h, w, len(tr.ClassNames()))
+		return tr, te, nil
+	}
+	mTrain, mTest, err := o.loadMemory(opt, stdout)
+	return mTrain, mTest, err
+}
+
+// lazyFolder opens -data as image folders read lazily when it is one and
+// -lazy says so (on, or auto: more than 1 GiB in memory); nil folders
+// otherwise.
+func (o *options) lazyFolder(opt data.Options) (tr, te *data.Folder, err error) {
+	switch o.lazy {
+	case "off":
+		return nil, nil, nil
+	case "on", "auto":
+	default:
+		return nil, nil, fmt.Errorf("-lazy %q, expected on, off or auto", o.lazy)
+	}
+	format := o.format
+	if format == "" {
+		format, _ = data.DetectFormat(o.dataDir) // an error is reported by the reader
+	}
+	if format != data.FormatFolder {
+		if o.lazy == "on" {
+			return nil, nil, fmt.Errorf("-lazy on reads image folders; %s is %q data", o.dataDir, format)
+		}
+		return nil, nil, nil
+	}
+	if o.labels != "" || o.perClass > 0 {
+		if o.lazy == "on" {
+			return nil, nil, errors.New("-labels and -per-class select images in memory; drop -lazy on")
+		}
+		return nil, nil, nil
+	}
+	if tr, te, err = data.OpenFolder(o.dataDir, opt, 0); err != nil {
+		return nil, nil, err
+	}
+	c, h, w := tr.Shape()
+	if o.lazy == "auto" && float64(tr.Len()+te.Len())*float64(c*h*w)*4 <= 1<<30 {
+		return nil, nil, nil
+	}
+	return tr, te, nil
+}
+
+// loadMemory reads -data into memory and applies -classes, -labels,
+// -per-class and the -pretrained weights' channels.
+func (o *options) loadMemory(opt data.Options, stdout io.Writer) (trainSet, testSet *data.Dataset, err error) {
+	trainSet, testSet, format, err := data.Load(o.dataDir, opt)
 	if errors.Is(err, fs.ErrNotExist) && !o.set["data"] {
 		return nil, nil, fmt.Errorf("%w; the default data is the sample shipped in the repository: run from the repository's root, or pass -data DIR", err)
 	}
@@ -75,7 +129,7 @@ func (o *options) loadData(stdout io.Writer) (trainSet, testSet *data.Dataset, e
 
 // newRun builds the run: -resume, -pretrained or from scratch. It returns
 // the exit status of a failure.
-func (o *options) newRun(trainSet, testSet *data.Dataset, stdout io.Writer) (*train.Run, int, error) {
+func (o *options) newRun(trainSet, testSet data.Source, stdout io.Writer) (*train.Run, int, error) {
 	if o.resume != "" {
 		stored, err := train.ReadConfig(o.resume)
 		if err != nil {
@@ -124,7 +178,7 @@ func (o *options) newRun(trainSet, testSet *data.Dataset, stdout io.Writer) (*tr
 
 // normalization is -norm's, or the -pretrained weights', or the training
 // images' mean and std.
-func (o *options) normalization(d *data.Dataset) (preprocess.Normalization, error) {
+func (o *options) normalization(d data.Source) (preprocess.Normalization, error) {
 	switch {
 	case o.norm != "" && o.norm != "data":
 		n, err := preprocess.ParseNorm(o.norm)
@@ -136,13 +190,16 @@ func (o *options) normalization(d *data.Dataset) (preprocess.Normalization, erro
 		t, _, err := o.pre.Transform(o.preCfg)
 		return t.Norm, err
 	}
-	return data.ComputeNormalization(d), nil
+	if f, ok := d.(*data.Folder); ok {
+		return f.Normalization()
+	}
+	return data.ComputeNormalization(d.(*data.Dataset)), nil
 }
 
 // modelConfig resolves the preset (or the -pretrained weights'
 // architecture) and the overrides, then adapts image size, channels and
 // classes to the data.
-func (o *options) modelConfig(d *data.Dataset) (model.Config, error) {
+func (o *options) modelConfig(d data.Source) (model.Config, error) {
 	mc := defaultModel
 	switch {
 	case o.pre != nil:
@@ -170,12 +227,13 @@ func (o *options) modelConfig(d *data.Dataset) (model.Config, error) {
 	if o.pre == nil {
 		mc.Pool, mc.GELU = model.Pooling(o.pool), model.GELUForm(o.gelu)
 	}
-	if d.H != d.W {
-		return mc, fmt.Errorf("images are %d×%d; the model needs square images", d.H, d.W)
+	c, h, w := d.Shape()
+	if h != w {
+		return mc, fmt.Errorf("images are %d×%d; the model needs square images", h, w)
 	}
-	mc.ImageSize, mc.Channels, mc.NumClasses = d.H, d.C, len(d.Classes)
+	mc.ImageSize, mc.Channels, mc.NumClasses = h, c, len(d.ClassNames())
 	if mc.ImageSize%mc.PatchSize != 0 {
-		return mc, fmt.Errorf("the data's %d×%d images do not divide into %d×%d patches; choose -patch", d.H, d.W, mc.PatchSize, mc.PatchSize)
+		return mc, fmt.Errorf("the data's %d×%d images do not divide into %d×%d patches; choose -patch", h, w, mc.PatchSize, mc.PatchSize)
 	}
 	return mc, mc.Validate()
 }

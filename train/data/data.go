@@ -126,7 +126,7 @@ func Load(dir string, opt Options) (train, test *Dataset, format string, err err
 	}
 	format = strings.ToLower(strings.TrimSpace(opt.Format))
 	if format == "" {
-		if format, err = detect(dir); err != nil {
+		if format, err = DetectFormat(dir); err != nil {
 			return nil, nil, "", err
 		}
 	}
@@ -149,9 +149,9 @@ func Load(dir string, opt Options) (train, test *Dataset, format string, err err
 	return train, test, format, nil
 }
 
-// detect names the format of the dataset stored in dir (see Load), or returns
+// DetectFormat names the format of the dataset stored in dir (see Load), or returns
 // an error that lists what it looked for.
-func detect(dir string) (string, error) {
+func DetectFormat(dir string) (string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return "", errors.Wrapf(err, "data: reading dataset directory %s", dir)
