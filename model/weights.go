@@ -94,11 +94,12 @@ func (m *ViT) LoadTensors(all map[string]Tensor) error {
 }
 
 // LoadPretrained loads weights to fine-tune from, as LoadTensors does, but
-// a classifier head of another class count is left as New initialised it
-// (a new head for the new classes), and so is a head the weights lack. The
-// positional embedding is resized to the model's grid as LoadTensors
-// resizes it. It returns what it did not load, for the run to say.
-func (m *ViT) LoadPretrained(all map[string]Tensor) (notes []string, err error) {
+// the classifier head is left as New initialised it (a new head for the new
+// classes) when newHead is set, when its class count differs from the
+// model's, or when the weights have none. The positional embedding is
+// resized to the model's grid as LoadTensors resizes it. It returns what
+// it did not load, for the run to say.
+func (m *ViT) LoadPretrained(all map[string]Tensor, newHead bool) (notes []string, err error) {
 	st, err := m.timmTensors(all)
 	if err != nil {
 		return nil, err
@@ -110,6 +111,8 @@ func (m *ViT) LoadPretrained(all map[string]Tensor) (notes []string, err error) 
 		notes = append(notes, "the weights have no classifier head: a new one is initialised")
 	case len(w.Shape) == 2 && w.Shape[0] != m.Config.NumClasses:
 		notes = append(notes, fmt.Sprintf("the weights' head has %d classes, the model %d: a new head is initialised", w.Shape[0], m.Config.NumClasses))
+	case newHead:
+		notes = append(notes, "the weights' classes are not the data's: a new head is initialised")
 	default:
 		return nil, m.load(st, nil)
 	}

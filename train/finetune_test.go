@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -177,5 +178,40 @@ func TestLazyFolderSameRun(t *testing.T) {
 	wl, al := final(lazyTrain, lazyTest)
 	if !slices.Equal(wm, wl) || am != al {
 		t.Errorf("the lazy run differs from the in-memory one (test accuracy %v vs %v)", al, am)
+	}
+}
+
+// TestFineTuneNewHeadForOtherClasses: weights of as many classes as the
+// data but other class names get a new head; the same names keep it.
+func TestFineTuneNewHeadForOtherClasses(t *testing.T) {
+	tr, te := sample(t)
+	d := subset(tr, 32)
+	for _, c := range []struct {
+		names   []string
+		newHead bool
+	}{{d.Classes, false}, {[]string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"}, true}} {
+		m, err := model.New(G.NewGraph(), tinyModel, model.WithSeed(5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "pre.safetensors")
+		names, _ := json.Marshal(c.names)
+		if err := m.SaveCheckpoint(path, nil, map[string]string{model.MetaClasses: string(names)}); err != nil {
+			t.Fatal(err)
+		}
+		pre, err := model.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, notes, err := FineTune(Config{Model: tinyModel, Epochs: 1, Batch: 16, LR: 1e-3}, d, subset(te, 8), data.ComputeNormalization(d), pre)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := r.Model.Head.Weight.Value().Data().([]float32)
+		loaded := head[0] == float32(pre.Tensors["head.weight"].Data[0])
+		r.Close()
+		if loaded == c.newHead || (len(notes) == 1) != c.newHead {
+			t.Errorf("classes %q: head loaded %v, notes %q; expected a new head: %v", c.names, loaded, notes, c.newHead)
+		}
 	}
 }

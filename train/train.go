@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -196,15 +197,20 @@ func newRun(cfg Config, trainSet, testSet data.Source, norm preprocess.Normaliza
 // FineTune prepares a run that starts from pretrained weights: the
 // tensors of pre (read by model.ReadFile: this package's checkpoints, or
 // timm's, torchvision's and Hugging Face's weights) are loaded into cfg's
-// model, except a head of another class count, which is initialised anew as
-// cfg.Model.Init says; a positional embedding for another image size is
-// resized. The optimizer starts afresh. cfg.Model must have the weights'
-// architecture. notes say what was not loaded.
+// model, except the head when it is for other classes (another count, or
+// class names in the weights' metadata other than the data's), which is
+// initialised anew as cfg.Model.Init says; a positional embedding for
+// another image size is resized. The optimizer starts afresh. cfg.Model
+// must have the weights' architecture. notes say what was not loaded.
 func FineTune(cfg Config, trainSet, testSet data.Source, norm preprocess.Normalization, pre *model.File) (r *Run, notes []string, err error) {
 	if r, err = New(cfg, trainSet, testSet, norm); err != nil {
 		return nil, nil, err
 	}
-	if notes, err = r.Model.LoadPretrained(pre.Tensors); err != nil {
+	newHead := false
+	if names, note, err := pre.Classes(cfg.Model.NumClasses); err == nil && note == "" {
+		newHead = !slices.Equal(names, trainSet.ClassNames())
+	}
+	if notes, err = r.Model.LoadPretrained(pre.Tensors, newHead); err != nil {
 		r.Close()
 		return nil, nil, errors.Wrapf(err, "train: pretrained weights %s", pre.Path)
 	}
