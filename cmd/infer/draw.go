@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/vitgo/vit/model"
 	"github.com/vitgo/vit/model/insight"
@@ -28,17 +29,24 @@ func writePNG(path string, draw func(io.Writer) error) (err error) {
 }
 
 func drawCurves(o *options) error {
-	f, err := os.Open(o.metrics)
-	if err != nil {
-		return fmt.Errorf("-curves: %v", err)
-	}
-	defer f.Close()
-	epochs, err := insight.ReadMetrics(f)
-	if err != nil {
-		return fmt.Errorf("%s: %v", o.metrics, err)
+	var runs []insight.Run
+	for _, path := range strings.Split(o.metrics, ",") {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("-curves: %v", err)
+		}
+		epochs, err := insight.ReadMetrics(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %v", path, err)
+		}
+		runs = append(runs, insight.Run{Name: strings.TrimSuffix(filepath.Base(path), ".metrics.jsonl"), Epochs: epochs})
 	}
 	return writePNG(o.curves, func(w io.Writer) error {
-		return insight.WriteCurves(w, epochs, "Training curves: "+o.metrics)
+		if len(runs) > 1 {
+			return insight.WriteComparison(w, runs, "Test curves")
+		}
+		return insight.WriteCurves(w, runs[0].Epochs, "Training curves: "+o.metrics)
 	})
 }
 

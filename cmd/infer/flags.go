@@ -52,7 +52,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.attention, "attention", "", "draw the attention rollout over the first image to this PNG `file`")
 	fs.BoolVar(&o.attentionLayers, "attention-layers", false, "with -attention, also draw each block's own class-token attention")
 	fs.StringVar(&o.curves, "curves", "", "draw loss and accuracy per epoch (from -metrics) to this PNG `file`")
-	fs.StringVar(&o.metrics, "metrics", "", "training metrics `file` (JSON lines) for -curves (default: beside -model, NAME.metrics.jsonl)")
+	fs.StringVar(&o.metrics, "metrics", "", "training metrics `file` (JSON lines) for -curves (default: beside -model, NAME.metrics.jsonl); several, comma-separated, draw their test curves side by side")
 	fs.StringVar(&o.export, "export", "", "write -model's weights for PyTorch to this `path` (a directory for -names hf)")
 	fs.StringVar(&o.names, "names", "timm", "-export naming: timm, torchvision or hf")
 	// Flags may follow the images: parse, take one positional argument,

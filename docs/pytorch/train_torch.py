@@ -320,20 +320,22 @@ def timm_init(model):
 NO_DECAY_MATRICES = ("class_token", "encoder.pos_embedding")
 
 
-def param_groups(model, wd):
+def param_groups(model, wd, layer_decay=0.0, depth=0):
     """Weight decay on weight matrices (ndim ≥ 2, the conv kernel included),
-    none on biases, LayerNorms, the class token and the position embedding."""
-    decay, no_decay = [], []
+    none on biases, LayerNorms, the class token and the position embedding;
+    with layer_decay, one group per layer whose learning rate is scaled by
+    layer_decay^(depth+1−layer) ("lr_scale"). Frozen parameters are left out."""
+    groups = {}
     decay_names, no_decay_names = [], []
     for name, p in model.named_parameters():
-        if p.ndim >= 2 and name not in NO_DECAY_MATRICES:
-            decay.append(p)
-            decay_names.append(name)
-        else:
-            no_decay.append(p)
-            no_decay_names.append(name)
-    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
-    return groups, decay_names, no_decay_names
+        if not p.requires_grad:
+            continue
+        decays = p.ndim >= 2 and name not in NO_DECAY_MATRICES
+        (decay_names if decays else no_decay_names).append(name)
+        scale = layer_decay ** (depth + 1 - layer_of(name, depth)) if layer_decay else 1.0
+        g = groups.setdefault((decays, scale), {"params": [], "weight_decay": wd if decays else 0.0, "lr_scale": scale})
+        g["params"].append(p)
+    return list(groups.values()), decay_names, no_decay_names
 
 
 def seed_entropy(seed):
@@ -370,6 +372,60 @@ def emit(line, metrics_file):
     if metrics_file is not None:
         metrics_file.write(s + "\n")
         metrics_file.flush()
+
+
+def subset(split, names, labels, per_class):
+    """The Go trainer's data.Dataset.Subset: the images whose label is in
+    labels, relabelled by position, and with per_class > 0 only the first
+    per_class of each class in the split's order."""
+    new = {l: i for i, l in enumerate(labels)}
+    taken = [0] * len(labels)
+    keep = []
+    for i, l in enumerate(split.labels):
+        nl = new.get(int(l))
+        if nl is None or (per_class > 0 and taken[nl] >= per_class):
+            continue
+        taken[nl] += 1
+        keep.append(i)
+    keep = np.array(keep, dtype=np.int64)
+    relabel = np.array([new[int(l)] for l in split.labels[keep]], dtype=np.int64)
+    return Split(split.images[keep], relabel), [names[l] for l in labels]
+
+
+def load_pretrained(model, path, new_head=False):
+    """Loads torchvision-named weights (written by this package's export)
+    into model: every tensor but a head of another class count (or any head
+    with new_head), which keeps its initialisation. Returns the file's
+    normalisation metadata (mean, std) or None, and notes."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "testdata"))
+    from fixturelib import read_safetensors
+
+    tensors, meta, _ = read_safetensors(path)
+    sd = model.state_dict()
+    notes = []
+    head = tensors.get("heads.head.weight")
+    if head is not None and (new_head or tuple(head.shape) != tuple(sd["heads.head.weight"].shape)):
+        notes.append(f"the weights' head ({head.shape[0]} classes) is not used: a new head for {sd['heads.head.weight'].shape[0]}")
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("heads.head.")}
+    missing = model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()}, strict=False)
+    unexpected = set(missing.unexpected_keys)
+    absent = {k for k in missing.missing_keys if not k.startswith("heads.head.")}
+    if unexpected or absent:
+        raise DataError(f"{path}: unexpected tensors {sorted(unexpected)}, missing {sorted(absent)}")
+    norm = None
+    if meta and "normalization" in meta:
+        n = json.loads(meta["normalization"])
+        norm = (np.array(n["Mean"], np.float32), np.array(n["Std"], np.float32))
+    return norm, notes
+
+
+def layer_of(name, depth):
+    """The Go trainer's LayerScales layer of a torchvision parameter."""
+    if name in ("class_token", "encoder.pos_embedding") or name.startswith("conv_proj."):
+        return 0
+    if name.startswith("encoder.layers.encoder_layer_"):
+        return int(name.split(".")[2].rsplit("_", 1)[1]) + 1
+    return depth + 1
 
 
 # ---------------------------------------------------------------------------
@@ -411,6 +467,14 @@ def parse_args(argv):
     a("--metrics", default="", metavar="FILE", help="also write the JSON lines to this file")
     a("--limit-train", type=int, default=0, metavar="N", help="use only the first N training images (0 = all)")
     a("--limit-test", type=int, default=0, metavar="N", help="use only the first N test images (0 = all)")
+    a("--labels", default="", help="train on these classes only, e.g. 0,1,2,3,4, relabelled in this order (Go -labels)")
+    a("--per-class", type=int, default=0, help="only the first N training images of each class (Go -per-class)")
+    a("--pretrained", default="", metavar="FILE", help="start from this safetensors file in torchvision's names (Go -pretrained, "
+      "after go run ./cmd/infer -export FILE -names torchvision): a new head for other classes, its normalisation")
+    a("--new-head", action="store_true", help="with --pretrained: a new head even for as many classes (the Go trainer makes one when "
+      "the weights' class names are not the data's)")
+    a("--freeze", choices=["", "backbone"], default="", help="backbone: train the head only (Go -freeze)")
+    a("--layer-decay", type=float, default=0.0, help="each block's learning rate R times the next one's (Go -layer-decay)")
     return p.parse_args(argv)
 
 
@@ -430,6 +494,8 @@ def check_args(args):
     need(0 <= args.warmup <= args.epochs, f"--warmup must be in [0, epochs={args.epochs}], got {args.warmup}")
     need(0 <= args.smoothing < 1, f"--smoothing must be in [0, 1), got {args.smoothing}")
     need(args.clip >= 0 and math.isfinite(args.clip), f"--clip must be ≥ 0, got {args.clip}")
+    need(0 <= args.layer_decay <= 1, f"--layer-decay must be in [0, 1], got {args.layer_decay}")
+    need(args.pretrained or not (args.freeze or args.layer_decay), "--freeze and --layer-decay need --pretrained")
 
 
 def run(argv):
@@ -444,6 +510,11 @@ def run(argv):
         train = train.head(args.limit_train)
     if args.limit_test:
         test = test.head(args.limit_test)
+    if args.labels or args.per_class:
+        labels = [int(v) for v in args.labels.split(",") if v.strip()] if args.labels else list(range(len(names)))
+        train, sub_names = subset(train, names, labels, args.per_class)
+        test, _ = subset(test, names, labels, 0)
+        names = sub_names
     _, channels, h, w = train.images.shape
     num_classes = len(names)
     log(f"data: {args.data} ({fmt}): {train.n} training and {test.n} test images, {channels}×{h}×{w}, "
@@ -465,15 +536,24 @@ def run(argv):
         raise DataError("the test split is empty")
 
     mean, std = compute_normalization(train.images)
-    lut = normalization_table(mean, std)
-    log(f"normalisation: mean {[float(m) for m in mean]}, std {[float(s) for s in std]}")
 
     torch.manual_seed(seed_entropy(args.seed))
     model = build_model(image_size, args.patch, channels, args.dim, args.depth, args.heads, args.mlp_dim, num_classes, args.init)
-    groups, decay_names, no_decay_names = param_groups(model, args.wd)
+    if args.pretrained:
+        norm, notes = load_pretrained(model, args.pretrained, args.new_head)
+        if norm is not None:
+            mean, std = norm  # the weights' normalisation, as the Go trainer's default with -pretrained
+        for n in notes:
+            log(f"pretrained: {n}")
+    if args.freeze == "backbone":
+        for name, p in model.named_parameters():
+            p.requires_grad_(name.startswith("heads.head."))
+    lut = normalization_table(mean, std)
+    log(f"normalisation: mean {[float(m) for m in mean]}, std {[float(s) for s in std]}")
+    groups, decay_names, no_decay_names = param_groups(model, args.wd, args.layer_decay, args.depth)
     opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
     criterion = nn.CrossEntropyLoss(label_smoothing=args.smoothing)
-    params = [p for p in model.parameters()]
+    params = [p for p in model.parameters() if p.requires_grad]
     n_params = sum(p.numel() for p in params)
 
     steps_epoch = train.n // args.batch  # the last partial batch is dropped
@@ -517,7 +597,7 @@ def run(argv):
                                        "the run diverged; lower the learning rate")
                 lr = lr_at(step, args.lr, args.min_lr, warmup, total)
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g["lr_scale"]
                 opt.step()
                 loss_sum += loss_v * args.batch
                 correct += (logits.detach().argmax(1) == y).sum().item()

@@ -346,59 +346,112 @@ func WriteCurves(w io.Writer, epochs []Epoch, title string) error {
 	if len(epochs) == 0 {
 		return fmt.Errorf("insight: no epochs to draw")
 	}
-	series := func(get func(Epoch) float64) plotter.XYs {
-		xy := make(plotter.XYs, len(epochs))
-		for i, e := range epochs {
-			xy[i].X, xy[i].Y = float64(e.Epoch), get(e)
-		}
-		return xy
+	return writePanels(w, title, epochTicks(epochs),
+		panelSpec{"Loss", "cross-entropy", true, []curve{
+			{"train", series(epochs, func(e Epoch) float64 { return e.TrainLoss })},
+			{"test", series(epochs, func(e Epoch) float64 { return e.TestLoss })}}},
+		panelSpec{"Accuracy", "accuracy (%)", false, []curve{
+			{"train", series(epochs, func(e Epoch) float64 { return 100 * e.TrainAcc })},
+			{"test", series(epochs, func(e Epoch) float64 { return 100 * e.TestAcc })}}})
+}
+
+// Run is one training run's metrics, named for a legend.
+type Run struct {
+	Name   string
+	Epochs []Epoch
+}
+
+// WriteComparison draws the test loss and the test accuracy per epoch of
+// several runs, one line each, in two panels.
+func WriteComparison(w io.Writer, runs []Run, title string) error {
+	if len(runs) == 0 {
+		return fmt.Errorf("insight: no runs to draw")
 	}
+	var loss, acc []curve
+	longest := runs[0].Epochs
+	for _, r := range runs {
+		if len(r.Epochs) == 0 {
+			return fmt.Errorf("insight: run %q has no epochs", r.Name)
+		}
+		if len(r.Epochs) > len(longest) {
+			longest = r.Epochs
+		}
+		loss = append(loss, curve{r.Name, series(r.Epochs, func(e Epoch) float64 { return e.TestLoss })})
+		acc = append(acc, curve{r.Name, series(r.Epochs, func(e Epoch) float64 { return 100 * e.TestAcc })})
+	}
+	return writePanels(w, title, epochTicks(longest),
+		panelSpec{"Test loss", "cross-entropy", true, loss}, panelSpec{"Test accuracy", "accuracy (%)", false, acc})
+}
+
+// curve is one named line of a panel.
+type curve struct {
+	name string
+	xy   plotter.XYs
+}
+
+// panelSpec is one panel of writePanels.
+type panelSpec struct {
+	name, ylabel string
+	legendTop    bool
+	curves       []curve
+}
+
+func series(epochs []Epoch, get func(Epoch) float64) plotter.XYs {
+	xy := make(plotter.XYs, len(epochs))
+	for i, e := range epochs {
+		xy[i].X, xy[i].Y = float64(e.Epoch), get(e)
+	}
+	return xy
+}
+
+// epochTicks labels every epoch up to 20 epochs (nil: gonum's ticks).
+func epochTicks(epochs []Epoch) []plot.Tick {
 	var ticks []plot.Tick
 	if last := epochs[len(epochs)-1].Epoch; last <= 20 {
 		for e := 1; e <= last; e++ {
 			ticks = append(ticks, plot.Tick{Value: float64(e), Label: strconv.Itoa(e)})
 		}
 	}
-	panel := func(name, ylabel string, train, test plotter.XYs, legendTop bool) (*plot.Plot, error) {
+	return ticks
+}
+
+// palette of the curves, in order; the first dashes and glyphs follow it.
+var curveColors = []color.Color{color.NRGBA{0x1f, 0x77, 0xb4, 255}, color.NRGBA{0xd6, 0x5f, 0x0e, 255},
+	color.NRGBA{0x2c, 0xa0, 0x2c, 255}, color.NRGBA{0x94, 0x67, 0xbd, 255}}
+
+// writePanels draws panels side by side under a title.
+func writePanels(w io.Writer, title string, ticks []plot.Tick, specs ...panelSpec) error {
+	var plots []*plot.Plot
+	for _, sp := range specs {
 		p := plot.New()
-		p.Title.Text = name
+		p.Title.Text = sp.name
 		p.X.Label.Text = "epoch"
-		p.Y.Label.Text = ylabel
+		p.Y.Label.Text = sp.ylabel
 		if ticks != nil {
 			p.X.Tick.Marker = plot.ConstantTicks(ticks)
 		}
 		p.Add(plotter.NewGrid())
-		p.Legend.Top = legendTop
-		for i, s := range []struct {
-			name string
-			xy   plotter.XYs
-		}{{"train", train}, {"test", test}} {
-			l, pts, err := plotter.NewLinePoints(s.xy)
+		p.Legend.Top = sp.legendTop
+		for i, cv := range sp.curves {
+			l, pts, err := plotter.NewLinePoints(cv.xy)
 			if err != nil {
-				return nil, fmt.Errorf("insight: %s %s: %v", s.name, name, err)
+				return fmt.Errorf("insight: %s %s: %v", cv.name, sp.name, err)
 			}
-			col := []color.Color{color.NRGBA{0x1f, 0x77, 0xb4, 255}, color.NRGBA{0xd6, 0x5f, 0x0e, 255}}[i]
+			col := curveColors[i%len(curveColors)]
 			l.Color, pts.Color = col, col
 			l.Width = vg.Points(1.5)
-			if i == 1 {
+			pts.Shape = []draw.GlyphDrawer{draw.CircleGlyph{}, draw.TriangleGlyph{}, draw.SquareGlyph{}, draw.PlusGlyph{}}[i%4]
+			if i%2 == 1 {
 				l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
-				pts.Shape = draw.TriangleGlyph{}
-			} else {
-				pts.Shape = draw.CircleGlyph{}
 			}
 			pts.Radius = vg.Points(2.5)
+			if len(cv.xy) > 40 {
+				pts.Radius = vg.Points(1)
+			}
 			p.Add(l, pts)
-			p.Legend.Add(s.name, l, pts)
+			p.Legend.Add(cv.name, l, pts)
 		}
-		return p, nil
-	}
-	loss, err := panel("Loss", "cross-entropy", series(func(e Epoch) float64 { return e.TrainLoss }), series(func(e Epoch) float64 { return e.TestLoss }), true)
-	if err != nil {
-		return err
-	}
-	acc, err := panel("Accuracy", "accuracy (%)", series(func(e Epoch) float64 { return 100 * e.TrainAcc }), series(func(e Epoch) float64 { return 100 * e.TestAcc }), false)
-	if err != nil {
-		return err
+		plots = append(plots, p)
 	}
 	const width, height, titleH = 760, 330, 26
 	return render(w, width, height, func(c draw.Canvas) error {
@@ -407,9 +460,10 @@ func WriteCurves(w io.Writer, epochs []Epoch, title string) error {
 			fillText(c, 13, width/2, height-8, title)
 			body = draw.Crop(c, 0, 0, 0, -titleH)
 		}
-		tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: 24, PadLeft: 8, PadRight: 12, PadTop: 8, PadBottom: 8}
-		loss.Draw(tiles.At(body, 0, 0))
-		acc.Draw(tiles.At(body, 1, 0))
+		tiles := draw.Tiles{Rows: 1, Cols: len(plots), PadX: 24, PadLeft: 8, PadRight: 12, PadTop: 8, PadBottom: 8}
+		for i, p := range plots {
+			p.Draw(tiles.At(body, i, 0))
+		}
 		return nil
 	})
 }
