@@ -149,7 +149,7 @@ func TestLazyFolderSameRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lazyTrain, lazyTest, err := data.OpenFolder(dir, opt, 2)
+	lazyTrain, _, err := data.OpenFolder(dir, opt, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,9 +175,17 @@ func TestLazyFolderSameRun(t *testing.T) {
 		return weights(r), acc
 	}
 	wm, am := final(memTrain, memTest)
-	wl, al := final(lazyTrain, lazyTest)
-	if !slices.Equal(wm, wl) || am != al {
-		t.Errorf("the lazy run differs from the in-memory one (test accuracy %v vs %v)", al, am)
+	// No cache, a cache of 10 images, every image cached.
+	for _, cache := range []int64{0, 10 * 3 * 16 * 16 * 4, data.DefaultCacheBytes} {
+		lazyTrain, lazyTest, err := data.OpenFolder(dir, opt, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lazyTrain.CacheBytes, lazyTest.CacheBytes = cache, cache
+		wl, al := final(lazyTrain, lazyTest)
+		if !slices.Equal(wm, wl) || am != al {
+			t.Errorf("cache of %d bytes: the lazy run differs from the in-memory one (test accuracy %v vs %v)", cache, al, am)
+		}
 	}
 }
 

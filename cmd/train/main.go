@@ -26,6 +26,7 @@ import (
 	"github.com/vitgo/vit/cmd/internal/cli"
 	"github.com/vitgo/vit/model"
 	"github.com/vitgo/vit/train"
+	"github.com/vitgo/vit/train/data"
 )
 
 func main() {
@@ -37,7 +38,7 @@ func main() {
 type options struct {
 	dataDir, format, preset, out, resume, metrics string
 	classes, pretrained, labels, norm, lazy       string
-	perClass                                      int
+	perClass, cacheMiB                            int
 	pre                                           *model.File // -pretrained, read
 	preCfg                                        model.Config
 	saveEvery                                     time.Duration
@@ -98,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	flags.Float64Var(&o.cfg.LayerDecay, "layer-decay", 0, "with -pretrained: each block's learning rate is R times the next one's, from the head down (0 = off)")
 	flags.StringVar(&o.norm, "norm", "", "normalisation: data (the training images' mean/std), imagenet, half or MEAN,…/STD,… (default: data, or the -pretrained weights')")
 	flags.StringVar(&o.lazy, "lazy", "auto", "read image folders lazily, batch by batch: on, off, or auto (when in memory they would take more than 1 GiB)")
+	flags.IntVar(&o.cacheMiB, "cache", int(data.DefaultCacheBytes>>20), "MiB of converted images a lazily read folder keeps (the first ones read)")
 	flags.StringVar(&o.labels, "labels", "", "train on these classes only, e.g. 0,1,2,3,4 (relabelled in this order)")
 	flags.IntVar(&o.perClass, "per-class", 0, "take only the first this many training images of each class")
 	flags.StringVar(&o.resume, "resume", "", "continue the run saved in this checkpoint `file` (its config wins; -epochs may extend it)")

@@ -73,6 +73,7 @@ func (o *options) lazyFolder(opt data.Options) (tr, te *data.Folder, err error) 
 	if tr, te, err = data.OpenFolder(o.dataDir, opt, 0); err != nil {
 		return nil, nil, err
 	}
+	tr.CacheBytes, te.CacheBytes = int64(o.cacheMiB)<<20, int64(o.cacheMiB)<<20
 	c, h, w := tr.Shape()
 	if o.lazy == "auto" && float64(tr.Len()+te.Len())*float64(c*h*w)*4 <= 1<<30 {
 		return nil, nil, nil

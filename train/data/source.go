@@ -56,10 +56,16 @@ func (d *Dataset) ReadBatch(dst []float32, labels []int, idx []int, norm preproc
 // Folder is an image-folder split read lazily: only the file names are
 // held; a batch's files are decoded, converted and resized (as the
 // in-memory reader does) by a pool of goroutines when the batch is asked
-// for, or ahead of time (Prefetch), so memory stays bounded by a few
-// batches whatever the folder's size. Its batches are the in-memory
+// for, or ahead of time (Prefetch). Converted images are kept in a cache
+// of at most CacheBytes (the first ones read stay), so memory stays bounded
+// by the cache and a few batches whatever the folder's size, and a folder
+// that fits in the cache is decoded once. Its batches are the in-memory
 // Dataset's, value for value, augmentation included.
 type Folder struct {
+	// CacheBytes bounds the memory of the converted images kept between
+	// reads (DefaultCacheBytes; 0: none kept).
+	CacheBytes int64
+
 	dir      string
 	items    []folderItem
 	classes  []string
@@ -68,7 +74,12 @@ type Folder struct {
 
 	mu      sync.Mutex
 	pending *prefetched // the batch being read ahead
+	cache   [][]float32 // converted images kept, by index
+	cached  int64       // their bytes
 }
+
+// DefaultCacheBytes is a Folder's cache of converted images: 512 MiB.
+const DefaultCacheBytes = 512 << 20
 
 // prefetched is a batch being read ahead.
 type prefetched struct {
@@ -156,7 +167,13 @@ func (f *Folder) read(idx []int) ([]float32, error) {
 					errs[j] = errors.Errorf("data: image %d of a folder of %d", i, len(f.items))
 					continue
 				}
-				errs[j] = readImageFile(f.items[i].path, f.ch, f.size, pix[j*per:(j+1)*per])
+				dst := pix[j*per : (j+1)*per]
+				if f.fromCache(i, dst) {
+					continue
+				}
+				if errs[j] = readImageFile(f.items[i].path, f.ch, f.size, dst); errs[j] == nil {
+					f.toCache(i, dst)
+				}
 			}
 		}()
 	}
@@ -167,6 +184,34 @@ func (f *Folder) read(idx []int) ([]float32, error) {
 		}
 	}
 	return pix, nil
+}
+
+// fromCache copies image i from the cache into dst, if it is there.
+func (f *Folder) fromCache(i int, dst []float32) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i < len(f.cache) && f.cache[i] != nil {
+		copy(dst, f.cache[i])
+		return true
+	}
+	return false
+}
+
+// toCache keeps a copy of image i if the cache has room.
+func (f *Folder) toCache(i int, px []float32) {
+	size := int64(len(px)) * 4
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cached+size > f.CacheBytes {
+		return
+	}
+	if f.cache == nil {
+		f.cache = make([][]float32, len(f.items))
+	}
+	if f.cache[i] == nil {
+		f.cache[i] = slices.Clone(px)
+		f.cached += size
+	}
 }
 
 // Normalization is ComputeNormalization over the folder's images, read in
@@ -234,7 +279,7 @@ func OpenFolder(dir string, opt Options, workers int) (train, test *Folder, err 
 				return nil, errors.Wrap(err, "data")
 			}
 		}
-		return &Folder{dir: split, items: items, classes: classes, ch: ch, size: size, workers: workers}, nil
+		return &Folder{CacheBytes: DefaultCacheBytes, dir: split, items: items, classes: classes, ch: ch, size: size, workers: workers}, nil
 	}
 	if train, err = open(trainDir, true); err != nil {
 		return nil, nil, err
