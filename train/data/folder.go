@@ -19,21 +19,33 @@ type folderItem struct {
 }
 
 func loadFolder(dir string, opt Options) (train, test *Dataset, err error) {
-	size, ch, err := folderGeometry(dir, opt)
+	l, err := openLayout(dir, opt)
 	if err != nil {
 		return nil, nil, err
 	}
-	trainDir, testDir, classes, err := folderClasses(dir)
-	if err != nil {
+	if train, err = readFolderSplit(l.trainDir, l.classes, l.size, l.ch, true); err != nil {
 		return nil, nil, err
 	}
-	if train, err = readFolderSplit(trainDir, classes, size, ch, true); err != nil {
-		return nil, nil, err
-	}
-	if test, err = readFolderSplit(testDir, classes, size, ch, false); err != nil {
+	if test, err = readFolderSplit(l.testDir, l.classes, l.size, l.ch, false); err != nil {
 		return nil, nil, err
 	}
 	return train, test, nil
+}
+
+// layout is an image folder's splits and classes, and the geometry its
+// images are read at.
+type layout struct {
+	size, ch          int
+	trainDir, testDir string
+	classes           []string
+}
+
+func openLayout(dir string, opt Options) (l layout, err error) {
+	if l.size, l.ch, err = folderGeometry(dir, opt); err != nil {
+		return l, err
+	}
+	l.trainDir, l.testDir, l.classes, err = folderClasses(dir)
+	return l, err
 }
 
 // folderGeometry is the size and channels images are read at.

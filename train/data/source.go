@@ -258,11 +258,7 @@ func (f *Folder) Normalization() (preprocess.Normalization, error) {
 // headers checked) but not decoded. workers is the number of goroutines
 // that decode a batch (0: GOMAXPROCS).
 func OpenFolder(dir string, opt Options, workers int) (train, test *Folder, err error) {
-	size, ch, err := folderGeometry(dir, opt)
-	if err != nil {
-		return nil, nil, err
-	}
-	trainDir, testDir, classes, err := folderClasses(dir)
+	l, err := openLayout(dir, opt)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -270,7 +266,7 @@ func OpenFolder(dir string, opt Options, workers int) (train, test *Folder, err 
 		workers = runtime.GOMAXPROCS(0)
 	}
 	open := func(split string, needEach bool) (*Folder, error) {
-		items, err := listFolderSplit(split, classes, needEach)
+		items, err := listFolderSplit(split, l.classes, needEach)
 		if err != nil {
 			return nil, err
 		}
@@ -279,12 +275,12 @@ func OpenFolder(dir string, opt Options, workers int) (train, test *Folder, err 
 				return nil, errors.Wrap(err, "data")
 			}
 		}
-		return &Folder{CacheBytes: DefaultCacheBytes, dir: split, items: items, classes: classes, ch: ch, size: size, workers: workers}, nil
+		return &Folder{CacheBytes: DefaultCacheBytes, dir: split, items: items, classes: l.classes, ch: l.ch, size: l.size, workers: workers}, nil
 	}
-	if train, err = open(trainDir, true); err != nil {
+	if train, err = open(l.trainDir, true); err != nil {
 		return nil, nil, err
 	}
-	if test, err = open(testDir, false); err != nil {
+	if test, err = open(l.testDir, false); err != nil {
 		return nil, nil, err
 	}
 	return train, test, nil
