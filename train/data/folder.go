@@ -5,8 +5,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/pkg/errors"
 
@@ -161,7 +164,23 @@ func readFolderSplit(splitDir string, classes []string, size, ch int, needEach b
 	}
 	for i, it := range items {
 		d.Labels[i] = it.label
-		if err := readImageFile(it.path, ch, size, d.Images[i*per:(i+1)*per]); err != nil {
+	}
+	// Decoded by GOMAXPROCS goroutines; the first error in file order wins.
+	errs := make([]error, len(items))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(items)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < len(items); i = int(next.Add(1)) - 1 {
+				errs[i] = readImageFile(items[i].path, ch, size, d.Images[i*per:(i+1)*per])
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return nil, err
 		}
 	}
