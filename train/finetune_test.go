@@ -223,3 +223,30 @@ func TestFineTuneNewHeadForOtherClasses(t *testing.T) {
 		}
 	}
 }
+
+// TestFreezePrefixes: Config.Freeze names the parameters to freeze by
+// prefix; a prefix that names none is an error.
+func TestFreezePrefixes(t *testing.T) {
+	tr, te := sample(t)
+	d := subset(tr, 32)
+	cfg := Config{Model: tinyModel, Epochs: 1, Batch: 16, LR: 1e-3, Freeze: "patch_embed.,blocks.0.,cls_token"}
+	r, err := New(cfg, d, subset(te, 8), data.ComputeNormalization(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, p := range r.Trainable {
+		if strings.HasPrefix(p.Name, "patch_embed.") || strings.HasPrefix(p.Name, "blocks.0.") || p.Name == "cls_token" {
+			t.Errorf("%s is trained, expected it frozen", p.Name)
+		}
+	}
+	if len(r.Trainable) != len(r.Model.Params())-3-12 {
+		t.Errorf("%d of %d parameters trained, expected all but 15", len(r.Trainable), len(r.Model.Params()))
+	}
+	for _, bad := range []string{"blocks.9.", "head.,patch_embed.,cls_token,pos_embed,blocks.,norm."} {
+		cfg.Freeze = bad
+		if _, err := New(cfg, d, d, data.ComputeNormalization(d)); err == nil {
+			t.Errorf("freeze %q accepted", bad)
+		}
+	}
+}

@@ -38,7 +38,7 @@ type Config struct {
 	Pad          int          `json:"pad"`                   // random crop after padding by this many pixels; 0 = none
 	Flip         bool         `json:"flip"`                  // random horizontal flips
 	SkipNaN      bool         `json:"skip_nan"`              // skip a step whose loss or gradient is not finite, instead of stopping
-	Freeze       string       `json:"freeze,omitempty"`      // "" trains every parameter; FreezeBackbone the head only (a linear probe)
+	Freeze       string       `json:"freeze,omitempty"`      // "" trains every parameter; FreezeBackbone the head only (a linear probe); else comma-separated parameter-name prefixes to freeze ("patch_embed.,blocks.0.")
 	LayerDecay   float64      `json:"layer_decay,omitempty"` // 0 (none) or R in (0, 1]: each block's learning rate is R times the next one's (BEiT)
 }
 
@@ -71,8 +71,6 @@ func (c Config) Validate() error {
 		return errors.Errorf("train: clip norm must be ≥ 0, got %v", c.ClipNorm)
 	case c.Pad < 0 || c.Pad >= c.Model.ImageSize:
 		return errors.Errorf("train: crop padding must be in [0, %d), got %d", c.Model.ImageSize, c.Pad)
-	case c.Freeze != "" && c.Freeze != FreezeBackbone:
-		return errors.Errorf("train: freeze %q, expected \"\" or %q", c.Freeze, FreezeBackbone)
 	case !(c.LayerDecay >= 0 && c.LayerDecay <= 1):
 		return errors.Errorf("train: layer decay must be in [0, 1] (0 = none), got %v", c.LayerDecay)
 	}
@@ -217,18 +215,36 @@ func FineTune(cfg Config, trainSet, testSet data.Source, norm preprocess.Normali
 	return r, notes, nil
 }
 
-// trainable returns the parameters of m that cfg trains.
-func trainable(m *model.ViT, cfg Config) []*layers.Param {
+// trainable returns the parameters of m that cfg trains: all but those
+// Config.Freeze names (FreezeBackbone: all but the head's; else the
+// parameters whose names start with one of its comma-separated prefixes).
+// A prefix that names no parameter, or freezing everything, is an error.
+func trainable(m *model.ViT, cfg Config) ([]*layers.Param, error) {
+	if cfg.Freeze == "" {
+		return m.Params(), nil
+	}
+	frozen := func(name string) bool { return !strings.HasPrefix(name, "head.") }
 	if cfg.Freeze != FreezeBackbone {
-		return m.Params()
+		prefixes := strings.Split(cfg.Freeze, ",")
+		for _, pre := range prefixes {
+			if !slices.ContainsFunc(m.Params(), func(p *layers.Param) bool { return strings.HasPrefix(p.Name, pre) }) {
+				return nil, errors.Errorf("train: freeze %q: no parameter's name starts with %q (names are timm's: patch_embed.proj.weight, blocks.0.attn.qkv.weight, …)", cfg.Freeze, pre)
+			}
+		}
+		frozen = func(name string) bool {
+			return slices.ContainsFunc(prefixes, func(pre string) bool { return strings.HasPrefix(name, pre) })
+		}
 	}
 	var ps []*layers.Param
 	for _, p := range m.Params() {
-		if strings.HasPrefix(p.Name, "head.") {
+		if !frozen(p.Name) {
 			ps = append(ps, p)
 		}
 	}
-	return ps
+	if len(ps) == 0 {
+		return nil, errors.Errorf("train: freeze %q leaves nothing to train", cfg.Freeze)
+	}
+	return ps, nil
 }
 
 // LayerScales gives each parameter's learning-rate scale under layer-wise
@@ -290,7 +306,9 @@ func (r *Run) buildTrainGraph(from *model.File) error {
 		return err
 	}
 	r.Model = m
-	r.Trainable = trainable(m, c)
+	if r.Trainable, err = trainable(m, c); err != nil {
+		return err
+	}
 	r.ybuf = make([]float32, c.Batch*mc.NumClasses)
 	r.labels = make([]int, c.Batch)
 	if r.x, err = m.NewInput(c.Batch, "images"); err != nil {

@@ -95,7 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	flags.BoolVar(&c.SkipNaN, "skip-nan", false, "skip steps whose loss or gradient is not finite instead of stopping")
 	flags.StringVar(&o.out, "out", defaultOut, "checkpoint `file` (the best one goes beside it as NAME.best.safetensors; default with -resume: the resumed file)")
 	flags.StringVar(&o.pretrained, "pretrained", "", "start from these weights `file` (ours, or timm / torchvision / Hugging Face): a new head for other classes, positions resized, optimizer afresh")
-	flags.StringVar(&o.cfg.Freeze, "freeze", "", "with -pretrained: \"backbone\" trains the head only (a linear probe)")
+	flags.StringVar(&o.cfg.Freeze, "freeze", "", "with -pretrained: \"backbone\" trains the head only (a linear probe), or comma-separated name prefixes to freeze (patch_embed.,blocks.0.)")
 	flags.Float64Var(&o.cfg.LayerDecay, "layer-decay", 0, "with -pretrained: each block's learning rate is R times the next one's, from the head down (0 = off)")
 	flags.StringVar(&o.norm, "norm", "", "normalisation: data (the training images' mean/std), imagenet, half or MEAN,…/STD,… (default: data, or the -pretrained weights')")
 	flags.StringVar(&o.lazy, "lazy", "auto", "read image folders lazily, batch by batch: on, off, or auto (when in memory they would take more than 1 GiB)")
