@@ -49,9 +49,7 @@ func ToCHW(img image.Image, ch, size int, dst []float32) error {
 		toPlanes(img, crop, ch, dst)
 		return nil
 	}
-	src := make([]float32, ch*s*s)
-	toPlanes(img, crop, ch, src)
-	resample(src, ch, s, size, dst)
+	resample(img, crop, ch, size, dst)
 	return nil
 }
 
@@ -85,6 +83,20 @@ func ToImage(chw []float32, c, h, w int) (image.Image, error) {
 // dst, scaled to [0,1] (see the package notes on conversion).
 func toPlanes(img image.Image, r image.Rectangle, ch int, dst []float32) {
 	plane := r.Dx() * r.Dy()
+	if m, ok := img.(*image.YCbCr); ok && ch == 3 {
+		// The JPEG decoder's images, the common case, without a call per
+		// pixel: the same values as below.
+		w := r.Dx()
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			o := (y - r.Min.Y) * w
+			for x := r.Min.X; x < r.Max.X; x++ {
+				cr, cg, cb, _ := m.YCbCrAt(x, y).RGBA()
+				dst[o], dst[plane+o], dst[2*plane+o] = float32(cr)/65535, float32(cg)/65535, float32(cb)/65535
+				o++
+			}
+		}
+		return
+	}
 	forPixels(r, rgbaFunc(img), func(o int, cr, cg, cb uint32) {
 		switch {
 		case ch == 3:
@@ -189,29 +201,42 @@ func resampleWeights(src, dst int) [][]tap {
 
 func clampInt(v, lo, hi int) int { return min(max(v, lo), hi) }
 
-// resample maps ch planes of s×s in src to ch planes of n×n in dst,
-// separably (rows first, then columns), with resampleWeights.
-func resample(src []float32, ch, s, n int, dst []float32) {
+// resample maps the ch planes of the square crop of img (side s) to ch
+// planes of n×n in dst, separably with resampleWeights: each row of the
+// crop is converted (toPlanes) and resampled horizontally a strip of rows
+// at a time (so that the crop is never held whole in float32), then each
+// column vertically.
+func resample(img image.Image, crop image.Rectangle, ch, n int, dst []float32) {
+	s := crop.Dx()
 	wt := resampleWeights(s, n)
-	tmp := make([]float32, s*n) // s rows of n
-	for c := 0; c < ch; c++ {
-		in := src[c*s*s : (c+1)*s*s]
-		for y := 0; y < s; y++ {
-			row := in[y*s : (y+1)*s]
-			for x, taps := range wt {
-				var v float32
-				for _, t := range taps {
-					v += t.w * row[t.i]
+	tmp := make([]float32, ch*s*n) // per channel, s rows of n
+	const strip = 16
+	buf := make([]float32, ch*strip*s)
+	for y0 := 0; y0 < s; y0 += strip {
+		rows := min(strip, s-y0)
+		b := buf[:ch*rows*s]
+		toPlanes(img, image.Rect(crop.Min.X, crop.Min.Y+y0, crop.Max.X, crop.Min.Y+y0+rows), ch, b)
+		for c := 0; c < ch; c++ {
+			for yy := 0; yy < rows; yy++ {
+				row := b[(c*rows+yy)*s : (c*rows+yy+1)*s]
+				out := tmp[(c*s+y0+yy)*n : (c*s+y0+yy+1)*n]
+				for x, taps := range wt {
+					var v float32
+					for _, t := range taps {
+						v += t.w * row[t.i]
+					}
+					out[x] = v
 				}
-				tmp[y*n+x] = v
 			}
 		}
-		out := dst[c*n*n : (c+1)*n*n]
+	}
+	for c := 0; c < ch; c++ {
+		in, out := tmp[c*s*n:(c+1)*s*n], dst[c*n*n:(c+1)*n*n]
 		for y, taps := range wt {
 			for x := 0; x < n; x++ {
 				var v float32
 				for _, t := range taps {
-					v += t.w * tmp[t.i*n+x]
+					v += t.w * in[t.i*n+x]
 				}
 				out[y*n+x] = min(max(v, 0), 1)
 			}

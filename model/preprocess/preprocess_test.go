@@ -1,12 +1,14 @@
 package preprocess
 
 import (
+	"bytes"
 	"errors"
 	"image"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -206,4 +208,59 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestToCHWAsWholeCrop: ToCHW, which converts and resamples the crop a
+// strip of rows at a time, gives bit for bit what converting the whole crop
+// and then resampling it gives (the arithmetic of the training pipeline
+// must not change).
+func TestToCHWAsWholeCrop(t *testing.T) {
+	for _, c := range []struct{ w, h, ch, size int }{{45, 30, 3, 8}, {30, 45, 1, 8}, {37, 37, 3, 16}, {12, 20, 3, 20}, {100, 70, 1, 7}} {
+		imgs := []image.Image{vittest.RandRGB(int64(c.w), c.w, c.h, 1), vittest.RandGray(int64(c.h), c.w, c.h, 1)}
+		jpg, err := Decode(bytes.NewReader(vittest.JPEG(t, imgs[0])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range append(imgs, jpg) {
+			got := make([]float32, c.ch*c.size*c.size)
+			if err := ToCHW(img, c.ch, c.size, got); err != nil {
+				t.Fatal(err)
+			}
+			s := min(c.w, c.h)
+			b := img.Bounds()
+			crop := image.Rect(b.Min.X+(c.w-s)/2, b.Min.Y+(c.h-s)/2, b.Min.X+(c.w-s)/2+s, b.Min.Y+(c.h-s)/2+s)
+			whole := make([]float32, c.ch*s*s)
+			toPlanes(img, crop, c.ch, whole)
+			want := make([]float32, len(got))
+			wt := resampleWeights(s, c.size)
+			n := c.size
+			for ch := 0; ch < c.ch; ch++ {
+				tmp := make([]float32, s*n)
+				for y := 0; y < s; y++ {
+					for x, taps := range wt {
+						var v float32
+						for _, tp := range taps {
+							v += tp.w * whole[ch*s*s+y*s+tp.i]
+						}
+						tmp[y*n+x] = v
+					}
+				}
+				for y, taps := range wt {
+					for x := 0; x < n; x++ {
+						var v float32
+						for _, tp := range taps {
+							v += tp.w * tmp[tp.i*n+x]
+						}
+						want[ch*n*n+y*n+x] = min(max(v, 0), 1)
+					}
+				}
+			}
+			if s == c.size {
+				copy(want, whole)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%d×%d %T to %d×%d×%d: ToCHW differs from the whole-crop conversion", c.w, c.h, img, c.ch, c.size, c.size)
+			}
+		}
+	}
 }
