@@ -23,6 +23,12 @@
 // gives a model.Evaluation (accuracy, loss, per-class, confusion matrix) on
 // any dataset; OpenMetricsLog writes the metrics file cmd/train keeps.
 //
+// Fine-tuning: FineTune starts a run from weights read by model.ReadFile
+// (a new head for other classes, positions resized); Config.Freeze chooses
+// what trains (FreezeBackbone: a linear probe) and Config.LayerDecay scales
+// each block's learning rate (LayerScales). A run reads its batches from a
+// data.Source: a data.Dataset in memory, or a data.Folder read lazily.
+//
 // A loss or gradient that is not finite stops the run with a
 // *NonFiniteError naming the step, unless Config.SkipNaN is set.
 package train
