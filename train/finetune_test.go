@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	G "gorgonia.org/gorgonia"
 
 	"github.com/vitgo/vit/model"
+	"github.com/vitgo/vit/model/preprocess"
 	"github.com/vitgo/vit/model/vittest"
 	"github.com/vitgo/vit/train/data"
 )
@@ -248,5 +250,44 @@ func TestFreezePrefixes(t *testing.T) {
 		if _, err := New(cfg, d, d, data.ComputeNormalization(d)); err == nil {
 			t.Errorf("freeze %q accepted", bad)
 		}
+	}
+}
+
+// TestLazyFolderBadFile: a file that breaks after the folder was opened is
+// an error naming it and the step, not a panic.
+func TestLazyFolderBadFile(t *testing.T) {
+	dir := t.TempDir()
+	var victim string
+	for _, split := range []string{"train", "test"} {
+		for c, class := range []string{"a", "b"} {
+			for i := 0; i < 8; i++ {
+				p := vittest.WriteFile(t, dir, fmt.Sprintf("%s/%s/%d.png", split, class, i), vittest.PNG(t, vittest.RandRGB(int64(c*10+i), 16, 16, 1)))
+				if split == "train" && c == 1 && i == 3 {
+					victim = p
+				}
+			}
+		}
+	}
+	tr, te, err := data.OpenFolder(dir, data.Options{ImageSize: 16}, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.CacheBytes = 0
+	b, err := os.ReadFile(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(victim, b[:len(b)/2], 0o644); err != nil { // the header stays, the pixels go
+		t.Fatal(err)
+	}
+	cfg := Config{Model: model.Config{ImageSize: 16, PatchSize: 8, Channels: 3, Dim: 16, Depth: 1, Heads: 2, MLPDim: 16, NumClasses: 2}, Epochs: 1, Batch: 16, LR: 1e-3}
+	r, err := New(cfg, tr, te, preprocess.Identity(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_, err = r.TrainStep()
+	if err == nil || !strings.Contains(err.Error(), victim) || !strings.Contains(err.Error(), "step 1") {
+		t.Errorf("a truncated file: %v, expected an error naming it and the step", err)
 	}
 }
