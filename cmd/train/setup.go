@@ -64,9 +64,9 @@ func (o *options) lazyFolder(opt data.Options) (tr, te *data.Folder, err error) 
 		}
 		return nil, nil, nil
 	}
-	if o.labels != "" || o.perClass > 0 {
+	if o.labels != "" || o.perClass > 0 || o.classes != "" {
 		if o.lazy == "on" {
-			return nil, nil, errors.New("-labels and -per-class select images in memory; drop -lazy on")
+			return nil, nil, errors.New("-labels, -per-class and -classes change the data in memory; drop -lazy on (an image folder's classes are its sub-folders' names)")
 		}
 		return nil, nil, nil
 	}
