@@ -173,6 +173,21 @@ func TestPretrained(t *testing.T) {
 	if err != nil || got != want {
 		t.Errorf("fine-tuned config %+v (%v), expected %+v", got, err, want)
 	}
+	// Weights of patch 7 on the sample's 32×32 images: converted to 28×28.
+	cfg7 := model.Config{ImageSize: 28, PatchSize: 7, Channels: 1, Dim: 16, Depth: 1, Heads: 2, MLPDim: 16, NumClasses: 10}
+	m7, err := model.New(gorgonia.NewGraph(), cfg7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre7 := filepath.Join(dir, "pre7.safetensors")
+	if err := m7.SaveWeights(pre7); err != nil {
+		t.Fatal(err)
+	}
+	so.Reset()
+	code, err = run([]string{"-data", "../../testdata/fashion-sample", "-pretrained", pre7, "-out", out, "-epochs", "1", "-batch", "250"}, &so, &se)
+	if code != 0 || err != nil || !strings.Contains(so.String(), "converted to the weights' 1 channels at 28×28") {
+		t.Errorf("weights of 1×28×28, patch 7, on 3×32×32 images: exit %d, %v\n%s", code, err, so.String())
+	}
 	code, err = run([]string{"-data", "../../testdata/fashion-sample", "-freeze", "backbone", "-out", out}, &so, &se)
 	if code != 2 || err == nil || !strings.Contains(err.Error(), "add -pretrained") {
 		t.Errorf("-freeze without -pretrained: exit %d, %v", code, err)

@@ -119,10 +119,19 @@ func (o *options) loadMemory(opt data.Options, stdout io.Writer) (trainSet, test
 	}
 	fmt.Fprintf(stdout, "data: %s (%s): %d training and %d test images, %d×%d×%d, %d classes\n",
 		o.dataDir, format, trainSet.N, testSet.N, trainSet.C, trainSet.H, trainSet.W, len(trainSet.Classes))
-	if o.pre != nil && trainSet.C != o.preCfg.Channels {
-		fmt.Fprintf(stdout, "the weights take %d channels: the images are converted\n", o.preCfg.Channels)
-		if trainSet, err = trainSet.Convert(o.preCfg.Channels, trainSet.H); err == nil {
-			testSet, err = testSet.Convert(o.preCfg.Channels, testSet.H)
+	if o.pre == nil {
+		return trainSet, testSet, nil
+	}
+	// The weights' channels; the data's size if it divides into the
+	// weights' patches (the positions are then resized), else the weights'.
+	size := trainSet.H
+	if trainSet.H != trainSet.W || size%o.preCfg.PatchSize != 0 {
+		size = o.preCfg.ImageSize
+	}
+	if trainSet.C != o.preCfg.Channels || trainSet.H != size || trainSet.W != size {
+		fmt.Fprintf(stdout, "the images are converted to the weights' %d channels at %d×%d\n", o.preCfg.Channels, size, size)
+		if trainSet, err = trainSet.Convert(o.preCfg.Channels, size); err == nil {
+			testSet, err = testSet.Convert(o.preCfg.Channels, size)
 		}
 	}
 	return trainSet, testSet, err
