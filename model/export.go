@@ -103,7 +103,9 @@ func (m *ViT) exportTensors(rename func(name string, t Tensor, c Config) ([]stri
 	return names, out
 }
 
-// invert returns a map's inverse (the first key wins for repeated values).
+// invert returns a map's inverse, leaving out the keys skip names (so that
+// the values left are distinct: torchvision's old MLP names map to the
+// same timm names as its new ones).
 func invert(m map[string]string, skip func(k string) bool) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {

@@ -210,7 +210,7 @@ func hfClasses(c *hfConfig, k int) []string {
 	return names
 }
 
-// describe lists what a config inferred from plain weights holds.
+// describeSource says where the config of plain weights came from, and what it is.
 func describeSource(cfg Config, source, naming string) string {
 	return fmt.Sprintf("architecture from the %s of %s-named weights: %v (eps %g)", source, strings.ReplaceAll(naming, "huggingface", "Hugging Face"), cfg, cfg.LayerNormEps())
 }

@@ -131,7 +131,6 @@ type Run struct {
 	Step     int
 	BestAcc  float64
 	partial  partialEpoch
-	skipped  int
 	lastLoss float64
 }
 

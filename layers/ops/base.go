@@ -282,15 +282,6 @@ func sl[T float](d *tensor.Dense) []T {
 	return d.Data().([]T)
 }
 
-// prodInts multiplies the given sizes.
-func prodInts(s []int) int {
-	p := 1
-	for _, v := range s {
-		p *= v
-	}
-	return p
-}
-
 // sameShape compares shapes exactly ((3) and (1, 3) differ).
 func sameShape(a, b tensor.Shape) bool {
 	if len(a) != len(b) {

@@ -66,7 +66,6 @@ type Folder struct {
 	// reads (DefaultCacheBytes; 0: none kept).
 	CacheBytes int64
 
-	dir      string
 	items    []folderItem
 	classes  []string
 	ch, size int
@@ -275,7 +274,7 @@ func OpenFolder(dir string, opt Options, workers int) (train, test *Folder, err 
 				return nil, errors.Wrap(err, "data")
 			}
 		}
-		return &Folder{CacheBytes: DefaultCacheBytes, dir: split, items: items, classes: l.classes, ch: l.ch, size: l.size, workers: workers}, nil
+		return &Folder{CacheBytes: DefaultCacheBytes, items: items, classes: l.classes, ch: l.ch, size: l.size, workers: workers}, nil
 	}
 	if train, err = open(l.trainDir, true); err != nil {
 		return nil, nil, err
