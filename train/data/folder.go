@@ -8,8 +8,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
-	"sync/atomic"
 
 	"github.com/pkg/errors"
 
@@ -153,36 +151,18 @@ func readFolderSplit(splitDir string, classes []string, size, ch int, needEach b
 		return nil, errors.Errorf("data: folder dataset split %s: %d images of %d×%d×%d would need %d float32 values, expected at most %d; use a smaller image size or read the folder lazily",
 			splitDir, len(items), ch, size, size, uint64(len(items))*uint64(per), uint64(math.MaxInt32)*8)
 	}
-	d := &Dataset{
-		Images:  make([]float32, len(items)*per),
-		Labels:  make([]int, len(items)),
-		N:       len(items),
-		C:       ch,
-		H:       size,
-		W:       size,
-		Classes: classes,
+	f := &Folder{items: items, classes: classes, ch: ch, size: size, workers: runtime.GOMAXPROCS(0)}
+	idx := make([]int, len(items))
+	for i := range idx {
+		idx[i] = i
 	}
+	pix, err := f.read(idx) // GOMAXPROCS goroutines decode; no cache
+	if err != nil {
+		return nil, err
+	}
+	d := &Dataset{Images: pix, Labels: make([]int, len(items)), N: len(items), C: ch, H: size, W: size, Classes: classes}
 	for i, it := range items {
 		d.Labels[i] = it.label
-	}
-	// Decoded by GOMAXPROCS goroutines; the first error in file order wins.
-	errs := make([]error, len(items))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < min(runtime.GOMAXPROCS(0), len(items)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < len(items); i = int(next.Add(1)) - 1 {
-				errs[i] = readImageFile(items[i].path, ch, size, d.Images[i*per:(i+1)*per])
-			}
-		}()
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
 	}
 	return d, nil
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pkg/errors"
 
@@ -146,21 +147,13 @@ func (f *Folder) read(idx []int) ([]float32, error) {
 	per := f.ch * f.size * f.size
 	pix := make([]float32, len(idx)*per)
 	errs := make([]error, len(idx))
-	var next sync.Mutex
-	k := 0
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < min(f.workers, len(idx)); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				next.Lock()
-				j := k
-				k++
-				next.Unlock()
-				if j >= len(idx) {
-					return
-				}
+			for j := int(next.Add(1)) - 1; j < len(idx); j = int(next.Add(1)) - 1 {
 				i := idx[j]
 				if i < 0 || i >= len(f.items) {
 					errs[j] = errors.Errorf("data: image %d of a folder of %d", i, len(f.items))
