@@ -235,8 +235,9 @@ func (t Transform) Pixels(img image.Image, dst []float32) error {
 // Spec changes the transform that weights come with (a Transform built
 // once the model's input size is known). Zero fields keep what there is.
 type Spec struct {
-	// Kind replaces the transform: "train", "timm", "torchvision" or "hf",
-	// each with its own defaults (filter, crop, normalisation); "" keeps it.
+	// Kind replaces how images are resized: "train", "timm", "torchvision"
+	// or "hf", each with its own filter and crop; the channels and the
+	// normalisation stay the weights' (Norm changes the latter); "" keeps it.
 	Kind    string
 	CropPct float64        // timm: the crop fraction (default 0.9)
 	Filter  Filter         // the resampling filter of an evaluation transform
@@ -253,15 +254,11 @@ func (s Spec) Apply(base Transform) (Transform, error) {
 			t, err = TimmEval(t.Size, s.CropPct, t.Filter, t.Norm)
 		}
 	case "train":
-		norm := Identity(t.Channels)
-		if base.Name == "train" {
-			norm = base.Norm
-		}
-		t = TrainTransform(t.Size, t.Channels, norm)
+		t = TrainTransform(t.Size, t.Channels, t.Norm)
 	case "timm":
-		t, err = TimmEval(t.Size, cmp.Or(s.CropPct, 0.9), Bicubic, Half)
+		t, err = TimmEval(t.Size, cmp.Or(s.CropPct, 0.9), Bicubic, t.Norm)
 	case "torchvision":
-		t = TorchvisionEval(t.Size, ImageNet)
+		t = TorchvisionEval(t.Size, t.Norm)
 	case "hf":
 		t = HFDefault(t.Size)
 	default:
@@ -270,6 +267,9 @@ func (s Spec) Apply(base Transform) (Transform, error) {
 	if err != nil {
 		return t, err
 	}
+	// The kind changes how images are resized, not what the model takes:
+	// its channels and normalisation stay the weights' (Norm changes that).
+	t.Channels, t.Norm = base.Channels, base.Norm
 	if s.CropPct != 0 && t.Name != "timm" {
 		return t, errors.Errorf("preprocess: a crop fraction is for timm's transform, not %s's", t.Name)
 	}

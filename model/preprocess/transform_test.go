@@ -221,3 +221,26 @@ func TestHFProcessorConfigs(t *testing.T) {
 		t.Errorf("a missing config: %v is not fs.ErrNotExist", err)
 	}
 }
+
+// TestSpecKeepsWeights: another kind of transform resizes differently but
+// keeps the weights' channels and normalisation unless told otherwise.
+func TestSpecKeepsWeights(t *testing.T) {
+	base := TrainTransform(32, 1, Normalization{Mean: []float32{0.3}, Std: []float32{0.4}})
+	for _, kind := range []string{"train", "timm", "torchvision", "hf"} {
+		tr, err := Spec{Kind: kind}.Apply(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.Channels != 1 || tr.Norm.Mean[0] != 0.3 || tr.Norm.Std[0] != 0.4 || tr.Name != kind {
+			t.Errorf("%s: %v (channels %d), expected 1 channel and the weights' normalisation", kind, tr, tr.Channels)
+		}
+		dst := make([]float32, 32*32)
+		if err := tr.Pixels(vittest.RandRGB(1, 50, 40, 1), dst); err != nil {
+			t.Errorf("%s: %v", kind, err)
+		}
+	}
+	half := Half.Clone()
+	if tr, err := (Spec{Kind: "timm", Norm: &half}).Apply(TrainTransform(32, 3, ImageNet)); err != nil || tr.Norm.Mean[0] != 0.5 {
+		t.Errorf("timm with Norm half: %v, %v", tr, err)
+	}
+}
