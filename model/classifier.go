@@ -18,6 +18,7 @@ type ClassifierOption func(*classifierOptions)
 
 type classifierOptions struct {
 	batch, workers, topK, heads int
+	exact                       bool
 	classes                     []string
 	spec                        preprocess.Spec
 }
@@ -25,6 +26,13 @@ type classifierOptions struct {
 // WithBatchSize sets how many images one forward pass takes (default 16).
 // Every graph is built for this batch; a shorter last batch is padded.
 func WithBatchSize(n int) ClassifierOption { return func(o *classifierOptions) { o.batch = n } }
+
+// WithExactBatches builds, beside each graph for the batch size, graphs for
+// every power of two below it, so that fewer images than a batch run
+// without padding: 11 images on a batch of 16 run as 8, 2 and 1. It suits a
+// server, whose batches are as large as the requests waiting; without it a
+// short batch is padded to the full size.
+func WithExactBatches() ClassifierOption { return func(o *classifierOptions) { o.exact = true } }
 
 // WithWorkers sets how many forward passes may run at once (default
 // DefaultWorkers()): the size of the pool of graphs, each with its own tape
@@ -73,15 +81,36 @@ type Classifier struct {
 	topK    int
 	pos     []float32 // the positional embedding, T×D
 
-	pool       chan *runner // the graphs not in use
+	pool       chan *worker // the graphs not in use
 	busy, peak atomic.Int32 // graphs in use now, and at most so far
 
 	mu     sync.Mutex
 	closed bool
 }
 
-// runner is one graph and machine for a fixed batch.
+// worker is one entry of the pool: a graph for the batch size and, with
+// WithExactBatches, graphs for the powers of two below it; runs is sorted
+// by batch size, the full batch last.
+type worker struct{ runs []*runner }
+
+// full is the graph for the classifier's batch size.
+func (w *worker) full() *runner { return w.runs[len(w.runs)-1] }
+
+// pick returns the graph for the next part of n images: the largest that
+// is not larger than n, or the smallest (padded) if all are larger.
+func (w *worker) pick(n int) *runner {
+	best := w.runs[0]
+	for _, r := range w.runs[1:] {
+		if r.n <= n {
+			best = r
+		}
+	}
+	return best
+}
+
+// runner is one graph and machine for a fixed batch of n images.
 type runner struct {
+	n    int
 	xbuf []float32
 	out  *Outputs
 	vm   G.VM
@@ -118,7 +147,7 @@ func LoadClassifier(path string, opts ...ClassifierOption) (*Classifier, error) 
 		return nil, err
 	}
 	cfg := m.Config
-	c := &Classifier{cfg: cfg, batch: o.batch, topK: min(o.topK, cfg.NumClasses), pool: make(chan *runner, o.workers)}
+	c := &Classifier{cfg: cfg, batch: o.batch, topK: min(o.topK, cfg.NumClasses), pool: make(chan *worker, o.workers)}
 	var notes [3]string
 	if f.Source() != FromMetadata {
 		notes[0] = describeSource(cfg, f.Source(), f.naming)
@@ -145,27 +174,41 @@ func LoadClassifier(path string, opts ...ClassifierOption) (*Classifier, error) 
 	// Every graph is built now, before any runs: building a tape machine
 	// writes to the (shared) parameter tensors' engine field, which must not
 	// happen while another machine reads them.
+	sizes := []int{o.batch}
+	if o.exact {
+		sizes = sizes[:0]
+		for s := 1; s < o.batch; s *= 2 {
+			sizes = append(sizes, s)
+		}
+		sizes = append(sizes, o.batch)
+	}
+	first := true
 	for i := 0; i < o.workers; i++ {
-		mi := m
-		if i > 0 {
-			if mi, err = New(G.NewGraph(), cfg, SharingWeights(m)); err != nil {
+		w := &worker{}
+		for _, n := range sizes {
+			mi := m
+			if !first {
+				if mi, err = New(G.NewGraph(), cfg, SharingWeights(m)); err != nil {
+					return nil, err
+				}
+			}
+			first = false
+			r, err := newRunner(mi, n)
+			if err != nil {
 				return nil, err
 			}
+			w.runs = append(w.runs, r)
 		}
-		r, err := c.newRunner(mi)
-		if err != nil {
-			return nil, err
-		}
-		c.pool <- r
+		c.pool <- w
 	}
 	return c, nil
 }
 
-// newRunner builds the forward pass of m, with dropout off, for a batch.
-func (c *Classifier) newRunner(m *ViT) (*runner, error) {
+// newRunner builds the forward pass of m, with dropout off, for n images.
+func newRunner(m *ViT, n int) (*runner, error) {
 	m.SetTraining(false)
-	r := &runner{}
-	x, err := m.NewInput(c.batch, "images")
+	r := &runner{n: n}
+	x, err := m.NewInput(n, "images")
 	if err != nil {
 		return nil, err
 	}
@@ -194,8 +237,8 @@ func (r *runner) run() (err error) {
 	return errors.Wrap(r.vm.RunAll(), "model: forward pass")
 }
 
-// acquire takes a graph from the pool, waiting while all are in use.
-func (c *Classifier) acquire() (*runner, error) {
+// acquire takes a worker from the pool, waiting while all are in use.
+func (c *Classifier) acquire() (*worker, error) {
 	r := <-c.pool
 	c.mu.Lock()
 	closed := c.closed
@@ -210,7 +253,7 @@ func (c *Classifier) acquire() (*runner, error) {
 	return r, nil
 }
 
-func (c *Classifier) release(r *runner) {
+func (c *Classifier) release(r *worker) {
 	c.busy.Add(-1)
 	c.pool <- r
 }
@@ -225,10 +268,12 @@ func (c *Classifier) Close() {
 	}
 	c.closed = true
 	c.mu.Unlock()
-	rs := make([]*runner, cap(c.pool))
+	rs := make([]*worker, cap(c.pool))
 	for i := range rs {
 		rs[i] = <-c.pool
-		rs[i].vm.Close()
+		for _, r := range rs[i].runs {
+			r.vm.Close()
+		}
 	}
 	for _, r := range rs {
 		c.pool <- r
@@ -237,6 +282,12 @@ func (c *Classifier) Close() {
 
 // Config returns the model's config.
 func (c *Classifier) Config() Config { return c.cfg }
+
+// BatchSize returns the number of images one forward pass takes at most.
+func (c *Classifier) BatchSize() int { return c.batch }
+
+// Workers returns the number of forward passes that may run at once.
+func (c *Classifier) Workers() int { return cap(c.pool) }
 
 // Classes returns the class names, index = class (a copy).
 func (c *Classifier) Classes() []string { return append([]string(nil), c.classes...) }
@@ -351,11 +402,11 @@ var afterAcquire func()
 // runBatches takes one graph and runs batches next, next+1, … of x on it
 // until none is left, writing their predictions.
 func (c *Classifier) runBatches(x []float32, preds []Prediction, next *atomic.Int64, batches int) error {
-	r, err := c.acquire()
+	w, err := c.acquire()
 	if err != nil {
 		return err
 	}
-	defer c.release(r)
+	defer c.release(w)
 	if afterAcquire != nil {
 		afterAcquire()
 	}
@@ -365,18 +416,22 @@ func (c *Classifier) runBatches(x []float32, preds []Prediction, next *atomic.In
 		if bi >= batches {
 			return nil
 		}
-		start := bi * c.batch
-		b := min(c.batch, len(preds)-start)
-		copy(r.xbuf, x[start*chw:(start+b)*chw])
-		clear(r.xbuf[b*chw:]) // padding of a short last batch; its outputs are not read
-		if err := r.run(); err != nil {
-			return err
-		}
-		logits := r.out.Logits.Value().Data().([]float32)
-		for i := 0; i < b; i++ {
-			if preds[start+i], err = c.predict(logits[i*k : (i+1)*k]); err != nil {
-				return errors.Wrapf(err, "model: image %d", start+i)
+		end := min((bi+1)*c.batch, len(preds))
+		for start := bi * c.batch; start < end; {
+			r := w.pick(end - start)
+			b := min(r.n, end-start)
+			copy(r.xbuf, x[start*chw:(start+b)*chw])
+			clear(r.xbuf[b*chw:]) // padding of a short batch; its outputs are not read
+			if err := r.run(); err != nil {
+				return err
 			}
+			logits := r.out.Logits.Value().Data().([]float32)
+			for i := 0; i < b; i++ {
+				if preds[start+i], err = c.predict(logits[i*k : (i+1)*k]); err != nil {
+					return errors.Wrapf(err, "model: image %d", start+i)
+				}
+			}
+			start += b
 		}
 	}
 }
@@ -392,11 +447,12 @@ func (c *Classifier) Explain(img image.Image) (*Explanation, error) {
 	if err := c.Normalize(x); err != nil {
 		return nil, err
 	}
-	r, err := c.acquire()
+	w, err := c.acquire()
 	if err != nil {
 		return nil, err
 	}
-	defer c.release(r)
+	defer c.release(w)
+	r := w.runs[0]
 	copy(r.xbuf, x)
 	clear(r.xbuf[len(x):])
 	if err := r.run(); err != nil {

@@ -521,3 +521,39 @@ func TestClassifierFansOut(t *testing.T) {
 		t.Errorf("a one-graph classifier had %d graphs busy", p)
 	}
 }
+
+// TestClassifierExactBatches: with WithExactBatches a short batch runs on
+// the graphs for the powers of two below the batch size, not padded, and
+// gives the predictions of padded batches.
+func TestClassifierExactBatches(t *testing.T) {
+	path := clsCheckpoint(t, clsModel(t, clsConfig), clsMeta(clsNames, clsNorm))
+	padded := mustLoadClassifier(t, path, WithBatchSize(8), WithWorkers(1))
+	exact := mustLoadClassifier(t, path, WithBatchSize(8), WithWorkers(1), WithExactBatches())
+	w := <-exact.pool
+	var sizes []int
+	for _, r := range w.runs {
+		sizes = append(sizes, r.n)
+	}
+	exact.pool <- w
+	if fmt.Sprint(sizes) != "[1 2 4 8]" {
+		t.Fatalf("graphs for batches %v, expected [1 2 4 8]", sizes)
+	}
+	for _, n := range []int{1, 3, 7, 8, 19} {
+		imgs := clsImages(n, int64(n))
+		want, err := padded.Classify(imgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := exact.Classify(imgs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			for j := range want[i].Logits {
+				if d := math.Abs(float64(got[i].Logits[j] - want[i].Logits[j])); d > 1e-5 {
+					t.Fatalf("%d images, image %d logit %d: %v exact, %v padded", n, i, j, got[i].Logits[j], want[i].Logits[j])
+				}
+			}
+		}
+	}
+}

@@ -36,13 +36,18 @@ func DecodeFile(path string) (image.Image, error) {
 
 // Decode reads a PNG or JPEG image from r with the checks of DecodeFile. A
 // panic inside a decoder becomes an error.
-func Decode(r io.ReadSeeker) (img image.Image, err error) {
+func Decode(r io.ReadSeeker) (image.Image, error) { return DecodeLimit(r, MaxPixels) }
+
+// DecodeLimit is Decode with another bound than MaxPixels on width×height,
+// checked from the header before the pixels are decoded (a server takes a
+// smaller one).
+func DecodeLimit(r io.ReadSeeker, maxPixels int64) (img image.Image, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			img, err = nil, errors.Errorf("the image decoder failed: %v", p)
 		}
 	}()
-	if err := checkConfig(r); err != nil {
+	if err := checkConfig(r, maxPixels); err != nil {
 		return nil, err
 	}
 	if _, err := r.Seek(0, io.SeekStart); err != nil {
@@ -56,14 +61,14 @@ func Decode(r io.ReadSeeker) (img image.Image, err error) {
 }
 
 // checkConfig reads an image's header and refuses one that is not PNG or
-// JPEG or whose size is outside 1..MaxPixels pixels.
-func checkConfig(r io.Reader) error {
+// JPEG or whose size is outside 1..maxPixels pixels.
+func checkConfig(r io.Reader, maxPixels int64) error {
 	cfg, format, err := image.DecodeConfig(bufio.NewReader(r))
 	if err != nil {
 		return errors.Wrap(err, "cannot decode it as PNG or JPEG")
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxPixels {
-		return errors.Wrapf(ErrTooManyPixels, "%s of %d×%d pixels, expected 1 to %d pixels", format, cfg.Width, cfg.Height, MaxPixels)
+	if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > maxPixels {
+		return errors.Wrapf(ErrTooManyPixels, "%s of %d×%d pixels, expected 1 to %d pixels", format, cfg.Width, cfg.Height, maxPixels)
 	}
 	return nil
 }
@@ -77,7 +82,7 @@ func CheckFile(path string) error {
 		return errors.Wrap(err, "preprocess: image")
 	}
 	defer f.Close()
-	return errors.Wrapf(checkConfig(f), "preprocess: image %s", path)
+	return errors.Wrapf(checkConfig(f, MaxPixels), "preprocess: image %s", path)
 }
 
 // IsImageName reports whether a file name is one this package reads: it

@@ -140,6 +140,17 @@ func TestDecodeErrors(t *testing.T) {
 	if !errors.Is(err, ErrTooManyPixels) {
 		t.Errorf("huge image: %v is not ErrTooManyPixels", err)
 	}
+	// A smaller limit: 64×64 passes 4096 pixels, 65×64 does not.
+	if _, err := DecodeLimit(bytes.NewReader(vittest.PNG(t, vittest.RandRGB(1, 64, 64, 1))), 64*64); err != nil {
+		t.Errorf("64×64 under a limit of 4096 pixels: %v", err)
+	}
+	_, err = DecodeLimit(bytes.NewReader(vittest.PNG(t, vittest.RandRGB(1, 65, 64, 1))), 64*64)
+	if err == nil || !strings.Contains(err.Error(), "65×64 pixels, expected 1 to 4096 pixels") {
+		t.Errorf("65×64 over 4096 pixels: error %v", err)
+	}
+	if !errors.Is(err, ErrTooManyPixels) {
+		t.Errorf("65×64 over 4096 pixels: %v is not ErrTooManyPixels", err)
+	}
 	full := vittest.PNG(t, vittest.RandRGB(1, 6, 6, 1))
 	trunc := vittest.WriteFile(t, dir, "trunc.png", full[:len(full)/2])
 	_, err = DecodeFile(trunc)
