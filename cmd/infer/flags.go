@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/vitgo/vit/cmd/internal/cli"
 	"github.com/vitgo/vit/model"
@@ -27,6 +28,7 @@ type options struct {
 	export, names               string
 	inputs                      []string
 	set                         map[string]bool
+	serve                       serveOptions
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -55,6 +57,20 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.metrics, "metrics", "", "training metrics `file` (JSON lines) for -curves (default: beside -model, NAME.metrics.jsonl); several, comma-separated, draw their test curves side by side")
 	fs.StringVar(&o.export, "export", "", "write -model's weights for PyTorch to this `path` (a directory for -names hf)")
 	fs.StringVar(&o.names, "names", "timm", "-export naming: timm, torchvision or hf")
+	so := &o.serve
+	fs.StringVar(&so.addr, "serve", "", "serve the model over HTTP on this `address` (e.g. 127.0.0.1:8080) until SIGINT or SIGTERM; see docs/serving.md")
+	fs.BoolVar(&so.batching, "batching", true, "-serve: run the images of concurrent requests in one forward pass (up to -batch)")
+	fs.DurationVar(&so.maxWait, "max-wait", 2*time.Millisecond, "-serve: how long a batch may wait for requests already being decoded")
+	fs.IntVar(&so.queue, "queue", 64, "-serve: images waiting for a forward pass at most; beyond, 503 with Retry-After")
+	fs.IntVar(&so.maxImages, "max-images", 32, "-serve: images in one multipart request at most")
+	fs.IntVar(&so.maxRequests, "max-requests", 256, "-serve: classification requests handled at once at most; beyond, 503")
+	fs.Float64Var(&so.maxBodyMiB, "max-body", 16, "-serve: request body size limit in `MiB`; beyond, 413")
+	fs.Int64Var(&so.maxPixels, "max-pixels", 4096*4096, "-serve: width×height limit of an image, checked from its header; beyond, 413")
+	fs.DurationVar(&so.readTimeout, "read-timeout", 10*time.Second, "-serve: time to read a request, headers and body; beyond, 408")
+	fs.DurationVar(&so.writeTimeout, "write-timeout", time.Minute, "-serve: time from a request's headers to the end of its answer")
+	fs.DurationVar(&so.idleTimeout, "idle-timeout", time.Minute, "-serve: time a keep-alive connection may wait for its next request")
+	fs.DurationVar(&so.shutdownTimeout, "shutdown-timeout", 30*time.Second, "-serve: time given to requests in flight after SIGINT or SIGTERM")
+	fs.StringVar(&so.logFormat, "log", "text", "-serve: request log format on stderr, text or json")
 	// Flags may follow the images: parse, take one positional argument,
 	// parse the rest again. After "--" everything is an image.
 	rest := args
@@ -105,8 +121,11 @@ func (o *options) check() error {
 	if (o.set["format"] || o.coarse) && o.dataDir == "" {
 		return errors.New("-format and -coarse apply to -data; add -data DIR")
 	}
-	if len(o.inputs) == 0 && o.dataDir == "" && o.posSim == "" && o.attention == "" && o.curves == "" && o.export == "" {
-		return errors.New("nothing to do: give images or directories, -data DIR, -pos-similarity OUT.png, -attention OUT.png, -curves OUT.png or -export PATH (see -h)")
+	if err := o.checkServe(); err != nil {
+		return err
+	}
+	if len(o.inputs) == 0 && o.dataDir == "" && o.posSim == "" && o.attention == "" && o.curves == "" && o.export == "" && o.serve.addr == "" {
+		return errors.New("nothing to do: give images or directories, -data DIR, -pos-similarity OUT.png, -attention OUT.png, -curves OUT.png, -export PATH or -serve ADDR (see -h)")
 	}
 	if o.attention != "" && len(o.inputs) == 0 {
 		return errors.New("-attention draws the first image argument, and none was given")
@@ -121,7 +140,7 @@ func (o *options) check() error {
 	default:
 		return fmt.Errorf("-names %q, expected timm, torchvision or hf", o.names)
 	}
-	if o.model == "" && (len(o.inputs) > 0 || o.dataDir != "" || o.posSim != "" || o.attention != "" || o.export != "") {
+	if o.model == "" && (len(o.inputs) > 0 || o.dataDir != "" || o.posSim != "" || o.attention != "" || o.export != "" || o.serve.addr != "") {
 		return errors.New("no -model: give the checkpoint file written by cmd/train")
 	}
 	if o.curves != "" && o.metrics == "" {
@@ -132,6 +151,27 @@ func (o *options) check() error {
 		o.metrics = strings.TrimSuffix(base, ".best") + ".metrics.jsonl"
 	}
 	return nil
+}
+
+// serveFlags are the flags that apply to -serve only.
+var serveFlags = []string{"batching", "max-wait", "queue", "max-images", "max-requests", "max-body", "max-pixels",
+	"read-timeout", "write-timeout", "idle-timeout", "shutdown-timeout", "log"}
+
+// checkServe refuses -serve flags without -serve, and -serve with work
+// of another kind.
+func (o *options) checkServe() error {
+	if o.serve.addr == "" {
+		for _, f := range serveFlags {
+			if o.set[f] {
+				return fmt.Errorf("-%s applies to -serve; add -serve ADDR", f)
+			}
+		}
+		return nil
+	}
+	if len(o.inputs) > 0 || o.dataDir != "" || o.posSim != "" || o.attention != "" || o.curves != "" || o.export != "" || o.json {
+		return errors.New("-serve runs a server and does nothing else: drop the images, -data, -json and the drawing and -export flags")
+	}
+	return o.serve.check()
 }
 
 // classifierOptions turns the flags into the classifier's options.

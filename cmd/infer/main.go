@@ -14,6 +14,10 @@
 // -data DIR evaluates on a dataset's test split (any format cmd/train
 // reads): accuracy, per-class accuracy and the confusion matrix.
 //
+// -serve ADDR serves the model over HTTP (POST /v1/classify, GET /v1/model,
+// /healthz, /metrics) with dynamic batching, until SIGINT or SIGTERM; see
+// docs/serving.md and package model/serve.
+//
 // -pos-similarity, -attention and -curves draw PNG pictures: the
 // positional-embedding similarity grid, attention rollout over the first
 // image, and the training curves from a metrics file. See docs/insight.md.
@@ -55,6 +59,12 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		if len(o.inputs) == 0 && o.dataDir == "" && o.posSim == "" {
 			return 0, nil
 		}
+	}
+	if o.serve.addr != "" {
+		if err := runServer(o, stderr); err != nil {
+			return 1, err
+		}
+		return 0, nil
 	}
 	opts, err := o.classifierOptions()
 	if err != nil {
