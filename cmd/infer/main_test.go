@@ -128,6 +128,15 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-curves", filepath.Join(dir, "c.png")}, "-curves needs -metrics"},
 		{[]string{"-model", ckpt, "-metrics", "m.jsonl", img}, "-metrics is read by -curves"},
 		{[]string{"-model", ckpt, "-format", "idx", img}, "apply to -data"},
+		{[]string{"-model", ckpt, "-max-wait", "1ms", img}, "-max-wait applies to -serve"},
+		{[]string{"-model", ckpt, "-batching=false", img}, "-batching applies to -serve"},
+		{[]string{"-model", ckpt, "-serve", "127.0.0.1:0", img}, "-serve runs a server and does nothing else"},
+		{[]string{"-model", ckpt, "-serve", "127.0.0.1:0", "-json"}, "does nothing else"},
+		{[]string{"-serve", "127.0.0.1:0"}, "no -model"},
+		{[]string{"-model", ckpt, "-serve", ":0", "-queue", "8"}, "-max-images 32 is more than -queue 8"},
+		{[]string{"-model", ckpt, "-serve", ":0", "-max-body", "0"}, "-max-body 0"},
+		{[]string{"-model", ckpt, "-serve", ":0", "-read-timeout", "0s"}, "must be positive"},
+		{[]string{"-model", ckpt, "-serve", ":0", "-log", "xml"}, `-log "xml", expected text or json`},
 	} {
 		code, err, _, stderr := runInfer(tc.args...)
 		if code != 2 {

@@ -4,9 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"image"
 	"encoding/json"
 	"fmt"
+	"image"
 	"io"
 	"log/slog"
 	"mime/multipart"
@@ -448,7 +448,7 @@ func TestSlowClient(t *testing.T) {
 	defer ticker.Stop()
 	for resp == nil && time.Since(begin) < 10*time.Second {
 		_, _ = conn.Write([]byte{0x89}) // may fail once the server hangs up
-		wantGood(t, ts)                  // others are served meanwhile
+		wantGood(t, ts)                 // others are served meanwhile
 		select {
 		case resp = <-answered:
 		case <-ticker.C:
