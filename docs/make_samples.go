@@ -4,8 +4,10 @@
 // (default: the Fashion-MNIST sample in testdata/) as PNG files, for the
 // pictures of docs/insight.md:
 //
-//	go run docs/make_samples.go [-data DIR] [-out DIR] [-crop N]
+//	go run docs/make_samples.go [-data DIR] [-out DIR] [-crop N] [-per-class N]
 //
+// -per-class N writes the first N of each class (names end in -K.png when
+// N > 1; docs/serving.md loads a server with them).
 // -crop cuts N pixels off every side (2 turns the sample's padded 32×32
 // images back into Fashion-MNIST's 28×28 originals).
 package main
@@ -27,14 +29,15 @@ func main() {
 	dir := flag.String("data", "testdata/fashion-sample", "dataset `dir` (any format cmd/train reads)")
 	out := flag.String("out", "docs/img/samples", "output `dir`")
 	crop := flag.Int("crop", 0, "pixels to cut off every side")
+	perClass := flag.Int("per-class", 1, "images per class")
 	flag.Parse()
-	if err := run(*dir, *out, *crop); err != nil {
+	if err := run(*dir, *out, *crop, *perClass); err != nil {
 		fmt.Fprintln(os.Stderr, "make_samples:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dir, out string, crop int) error {
+func run(dir, out string, crop, perClass int) error {
 	_, test, _, err := data.Load(dir, data.Options{})
 	if err != nil {
 		return err
@@ -45,15 +48,22 @@ func run(dir, out string, crop int) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	done := map[int]bool{}
-	for i := 0; i < test.N && len(done) < len(test.Classes); i++ {
+	if perClass < 1 {
+		return fmt.Errorf("-per-class %d, expected at least 1", perClass)
+	}
+	done, written := map[int]int{}, 0
+	for i := 0; i < test.N && written < perClass*len(test.Classes); i++ {
 		l := test.Labels[i]
-		if done[l] {
+		if done[l] == perClass {
 			continue
 		}
-		done[l] = true
+		done[l]++
+		written++
 		name := strings.NewReplacer("/", "-", " ", "-").Replace(strings.ToLower(test.Classes[l]))
 		path := filepath.Join(out, fmt.Sprintf("%d-%s.png", l, name))
+		if perClass > 1 {
+			path = filepath.Join(out, fmt.Sprintf("%d-%s-%d.png", l, name, done[l]))
+		}
 		if err := writePNG(path, toImage(test, i, crop)); err != nil {
 			return err
 		}

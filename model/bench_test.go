@@ -11,6 +11,7 @@ import (
 // BenchmarkForward measures inference (forward only, dropout off) at batch
 // 128 on the configurations of the PyTorch yardstick, in images per second.
 func BenchmarkForward(b *testing.B) {
+	fashionMNIST := Config{ImageSize: 28, PatchSize: 4, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10}
 	fashionTiny := Config{ImageSize: 32, PatchSize: 8, Channels: 3, Dim: 32, Depth: 2, Heads: 2, MLPDim: 64, NumClasses: 10}
 	ti16 := Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 192, Depth: 12, Heads: 3, MLPDim: 768, NumClasses: 1000}
 	for _, bc := range []struct {
@@ -20,8 +21,11 @@ func BenchmarkForward(b *testing.B) {
 	}{
 		{"mnist-small", Config{ImageSize: 28, PatchSize: 7, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10}, 128},
 		{"cifar-tiny", Config{ImageSize: 32, PatchSize: 4, Channels: 3, Dim: 192, Depth: 6, Heads: 3, MLPDim: 768, NumClasses: 10}, 128},
-		// The served models of docs/serving.md: testdata/classifier's
-		// checkpoint and a Ti/16, one image and a server's batch.
+		// The served models of docs/serving.md: the Fashion-MNIST recipe's
+		// (docs/training.md), testdata/classifier's checkpoint and a Ti/16,
+		// one image and a server's batch.
+		{"fashion-mnist/batch=1", fashionMNIST, 1},
+		{"fashion-mnist/batch=16", fashionMNIST, 16},
 		{"fashion-tiny/batch=1", fashionTiny, 1},
 		{"fashion-tiny/batch=16", fashionTiny, 16},
 		{"ti16/batch=1", ti16, 1},

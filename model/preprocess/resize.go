@@ -177,49 +177,89 @@ func clip8(s int32) uint8 {
 // antialiased when shrinking (the filter widened by the scale); weights and
 // sums in PIL's 22-bit fixed point, so the result is PIL's, sample for
 // sample.
-func (m *Image8) Resize(w, h int, f Filter) (*Image8, error) {
+func (m *Image8) Resize(w, h int, f Filter) (*Image8, error) { return m.resizeWindow(w, h, 0, 0, w, h, f) }
+
+// resizeWindow returns the cw×ch window at (x0, y0) of m resized to w×h:
+// Resize then a crop, sample for sample, computing only the window (and
+// the rows of the horizontal pass the window's vertical taps read).
+func (m *Image8) resizeWindow(w, h, x0, y0, cw, ch int, f Filter) (*Image8, error) {
 	if f != Bilinear && f != Bicubic {
 		return nil, errors.Errorf("preprocess: resampling filter %v, expected bilinear or bicubic", f)
 	}
 	if w < 1 || h < 1 || w > MaxSize || h > MaxSize {
 		return nil, errors.Errorf("preprocess: resize to %d×%d, expected sides of 1..%d", w, h, MaxSize)
 	}
-	out := m
+	if x0 < 0 || y0 < 0 || cw < 1 || ch < 1 || x0+cw > w || y0+ch > h {
+		return nil, errors.Errorf("preprocess: a %d×%d window at (%d, %d) of a %d×%d image", cw, ch, x0, y0, w, h)
+	}
+	// The input rows the output rows y0..y0+ch read.
+	r0, r1 := y0, y0+ch
+	var vFirst []int
+	var vTaps [][]int32
+	if h != m.H {
+		vFirst, vTaps = pilTaps(m.H, h, f)
+		vFirst, vTaps = vFirst[y0:y0+ch], vTaps[y0:y0+ch]
+		r0, r1 = m.H, 0
+		for y, t := range vTaps {
+			r0, r1 = min(r0, vFirst[y]), max(r1, vFirst[y]+len(t))
+		}
+		r1 = max(r1, r0)
+	}
+	// Horizontal pass: rows r0..r1, columns x0..x0+cw, into mid.
+	rows := r1 - r0
+	mid := &Image8{W: cw, H: rows, C: m.C, Pix: make([]uint8, m.C*rows*cw)}
+	var hFirst []int
+	var hTaps [][]int32
 	if w != m.W {
-		first, taps := pilTaps(m.W, w, f)
-		next := &Image8{W: w, H: m.H, C: m.C, Pix: make([]uint8, m.C*m.H*w)}
-		for row := 0; row < m.C*m.H; row++ {
-			src, dst := out.Pix[row*out.W:(row+1)*out.W], next.Pix[row*w:(row+1)*w]
-			for x, t := range taps {
+		hFirst, hTaps = pilTaps(m.W, w, f)
+		hFirst, hTaps = hFirst[x0:x0+cw], hTaps[x0:x0+cw]
+	}
+	for c := 0; c < m.C; c++ {
+		for r := 0; r < rows; r++ {
+			src := m.Pix[(c*m.H+r0+r)*m.W : (c*m.H+r0+r+1)*m.W]
+			dst := mid.Pix[(c*rows+r)*cw : (c*rows+r+1)*cw]
+			if hTaps == nil {
+				copy(dst, src[x0:x0+cw])
+				continue
+			}
+			for x, t := range hTaps {
 				s := int32(1 << (precision - 1))
+				in := src[hFirst[x] : hFirst[x]+len(t)]
 				for k, c := range t {
-					s += int32(src[first[x]+k]) * c
+					s += int32(in[k]) * c
 				}
 				dst[x] = clip8(s)
 			}
 		}
-		out = next
 	}
-	if h != m.H {
-		first, taps := pilTaps(m.H, h, f)
-		next := &Image8{W: out.W, H: h, C: m.C, Pix: make([]uint8, m.C*h*out.W)}
-		for c := 0; c < m.C; c++ {
-			src, dst := out.Pix[c*out.H*out.W:(c+1)*out.H*out.W], next.Pix[c*h*out.W:(c+1)*h*out.W]
-			for y, t := range taps {
-				row := dst[y*out.W : (y+1)*out.W]
-				for x := range row {
-					s := int32(1 << (precision - 1))
-					for k, wt := range t {
-						s += int32(src[(first[y]+k)*out.W+x]) * wt
-					}
-					row[x] = clip8(s)
+	if vTaps == nil {
+		return mid, nil
+	}
+	// Vertical pass, row by row: each output row is a weighted sum of whole
+	// rows of mid, accumulated in acc (integer sums: the order changes no
+	// bit).
+	out := &Image8{W: cw, H: ch, C: m.C, Pix: make([]uint8, m.C*ch*cw)}
+	acc := make([]int32, cw)
+	for c := 0; c < m.C; c++ {
+		src, dst := mid.Pix[c*rows*cw:(c+1)*rows*cw], out.Pix[c*ch*cw:(c+1)*ch*cw]
+		for y, t := range vTaps {
+			for x := range acc {
+				acc[x] = 1 << (precision - 1)
+			}
+			for k, wt := range t {
+				r := vFirst[y] - r0 + k
+				in := src[r*cw : (r+1)*cw]
+				in = in[:len(acc)]
+				for x, v := range in {
+					acc[x] += int32(v) * wt
 				}
 			}
+			row := dst[y*cw : (y+1)*cw]
+			row = row[:len(acc)]
+			for x, v := range acc {
+				row[x] = clip8(v)
+			}
 		}
-		out = next
-	}
-	if out == m {
-		out = &Image8{W: m.W, H: m.H, C: m.C, Pix: append([]uint8(nil), m.Pix...)}
 	}
 	return out, nil
 }
@@ -228,10 +268,31 @@ func (m *Image8) Resize(w, h int, f Filter) (*Image8, error) {
 // in proportion, as torchvision's Resize(size) computes it: the longer
 // side becomes int(size·long/short), truncated.
 func (m *Image8) ResizeShorter(size int, f Filter) (*Image8, error) {
+	w, h := m.shorterTo(size)
+	return m.Resize(w, h, f)
+}
+
+// shorterTo is the size ResizeShorter resizes m to.
+func (m *Image8) shorterTo(size int) (w, h int) {
 	if m.W <= m.H {
-		return m.Resize(size, int(float64(size)*float64(m.H)/float64(m.W)), f)
+		return size, int(float64(size) * float64(m.H) / float64(m.W))
 	}
-	return m.Resize(int(float64(size)*float64(m.W)/float64(m.H)), size, f)
+	return int(float64(size) * float64(m.W) / float64(m.H)), size
+}
+
+// cropOffsets is where CenterCrop places a w×h window in a W×H image.
+func cropOffsets(W, H, w, h int) (left, top int) {
+	return int(math.RoundToEven(float64(W-w) / 2)), int(math.RoundToEven(float64(H-h) / 2))
+}
+
+// ResizeCrop is Resize to w×h followed by CenterCrop(cw, ch), computing
+// only the pixels the crop keeps.
+func (m *Image8) ResizeCrop(w, h, cw, ch int, f Filter) (*Image8, error) {
+	if cw > w || ch > h {
+		return nil, errors.Errorf("preprocess: centre crop of %d×%d from an image of %d×%d, expected a crop within the image", cw, ch, w, h)
+	}
+	left, top := cropOffsets(w, h, cw, ch)
+	return m.resizeWindow(w, h, left, top, cw, ch, f)
 }
 
 // CenterCrop cuts the centred w×h window out of m, placed as torchvision's
@@ -241,8 +302,7 @@ func (m *Image8) CenterCrop(w, h int) (*Image8, error) {
 	if w < 1 || h < 1 || w > m.W || h > m.H {
 		return nil, errors.Errorf("preprocess: centre crop of %d×%d from an image of %d×%d, expected a crop within the image", w, h, m.W, m.H)
 	}
-	top := int(math.RoundToEven(float64(m.H-h) / 2))
-	left := int(math.RoundToEven(float64(m.W-w) / 2))
+	left, top := cropOffsets(m.W, m.H, w, h)
 	out := &Image8{W: w, H: h, C: m.C, Pix: make([]uint8, m.C*w*h)}
 	for c := 0; c < m.C; c++ {
 		for y := 0; y < h; y++ {

@@ -218,13 +218,14 @@ func (t Transform) Pixels(img image.Image, dst []float32) error {
 	if err != nil {
 		return err
 	}
-	if t.ResizeExact {
-		m, err = m.Resize(t.Resize, t.Resize, t.Filter)
-	} else {
-		m, err = m.ResizeShorter(t.Resize, t.Filter)
+	w, h := t.Resize, t.Resize
+	if !t.ResizeExact {
+		w, h = m.shorterTo(t.Resize)
 	}
-	if err == nil && t.Crop > 0 {
-		m, err = m.CenterCrop(t.Crop, t.Crop)
+	if t.Crop > 0 {
+		m, err = m.ResizeCrop(w, h, t.Crop, t.Crop, t.Filter) // only the pixels the crop keeps
+	} else {
+		m, err = m.Resize(w, h, t.Filter)
 	}
 	if err != nil {
 		return err

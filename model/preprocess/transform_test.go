@@ -1,11 +1,13 @@
 package preprocess
 
 import (
+	"bytes"
 	"errors"
 	"image"
 	"image/color"
 	"io/fs"
 	"math"
+	"math/rand"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -242,5 +244,41 @@ func TestSpecKeepsWeights(t *testing.T) {
 	half := Half.Clone()
 	if tr, err := (Spec{Kind: "timm", Norm: &half}).Apply(TrainTransform(32, 3, ImageNet)); err != nil || tr.Norm.Mean[0] != 0.5 {
 		t.Errorf("timm with Norm half: %v, %v", tr, err)
+	}
+}
+
+// TestResizeCropIsResizeThenCrop: computing only the window gives the
+// samples of resizing the whole image and cropping, bit for bit.
+func TestResizeCropIsResizeThenCrop(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for i := 0; i < 40; i++ {
+		src, err := FromImage(vittest.RandRGB(int64(i), 5+rng.Intn(60), 5+rng.Intn(60), 1), 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, h := 2+rng.Intn(70), 2+rng.Intn(70)
+		if i%5 == 0 {
+			w = src.W // one side unchanged
+		}
+		cw, ch := 1+rng.Intn(w), 1+rng.Intn(h)
+		f := []Filter{Bilinear, Bicubic}[i%2]
+		full, err := src.Resize(w, h, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := full.CenterCrop(cw, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := src.ResizeCrop(w, h, cw, ch, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.W != want.W || got.H != want.H || !bytes.Equal(got.Pix, want.Pix) {
+			t.Fatalf("%d×%d → %d×%d, crop %d×%d, filter %v: the window differs from resize + crop", src.W, src.H, w, h, cw, ch, f)
+		}
+	}
+	if _, err := (&Image8{W: 4, H: 4, C: 1, Pix: make([]uint8, 16)}).ResizeCrop(8, 8, 9, 4, Bilinear); err == nil {
+		t.Error("a crop wider than the resized image was accepted")
 	}
 }
