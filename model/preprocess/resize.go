@@ -177,7 +177,9 @@ func clip8(s int32) uint8 {
 // antialiased when shrinking (the filter widened by the scale); weights and
 // sums in PIL's 22-bit fixed point, so the result is PIL's, sample for
 // sample.
-func (m *Image8) Resize(w, h int, f Filter) (*Image8, error) { return m.resizeWindow(w, h, 0, 0, w, h, f) }
+func (m *Image8) Resize(w, h int, f Filter) (*Image8, error) {
+	return m.resizeWindow(w, h, 0, 0, w, h, f)
+}
 
 // resizeWindow returns the cw×ch window at (x0, y0) of m resized to w×h:
 // Resize then a crop, sample for sample, computing only the window (and
