@@ -140,13 +140,23 @@ func (q *queue) takeLocked(batch []item, max int, oneJob bool) []item {
 	return batch
 }
 
-// gather waits for images and returns the next batch: at most max images,
-// taken as soon as one is waiting. While more is expecting() (requests
-// read and being decoded), it waits up to wait for them to arrive, unless
-// the batch is full; a lone request therefore never waits. With oneJob a
-// batch holds one request's images only (batching off). It returns nil
-// once the queue is closed and empty.
-func (q *queue) gather(batch []item, max int, wait time.Duration, oneJob bool, expecting func() bool) []item {
+// poke wakes gather's waiters without adding images (a forward pass
+// ended).
+func (q *queue) poke() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.wake()
+}
+
+// gather waits for images and returns the next batch of at most max.
+// While another forward pass is busy(), it keeps gathering until the batch
+// is full or that pass ends (poke): the cores are taken anyway, and a
+// fuller batch costs less per image. Otherwise it returns at once, unless
+// more is expecting() (requests read and being decoded): then it waits up
+// to wait for them. A lone request at an idle server therefore never
+// waits. With oneJob a batch holds one request's images only, taken at once
+// (batching off). It returns nil once the queue is closed and empty.
+func (q *queue) gather(batch []item, max int, wait time.Duration, oneJob bool, busy, expecting func() bool) []item {
 	batch = batch[:0]
 	var timer *time.Timer
 	defer func() {
@@ -167,7 +177,7 @@ func (q *queue) gather(batch []item, max int, wait time.Duration, oneJob bool, e
 		}
 		sig := q.signal
 		q.mu.Unlock()
-		if len(batch) == 0 {
+		if len(batch) == 0 || busy() {
 			<-sig
 			continue
 		}

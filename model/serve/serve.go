@@ -161,6 +161,7 @@ type Server struct {
 	decoders chan struct{} // a token per image being decoded: bounds decoding memory
 	active   atomic.Int64  // classification requests being handled
 	decoding atomic.Int64  // requests read, not yet queued: the batcher expects them
+	running  atomic.Int64  // forward passes running
 	draining atomic.Bool
 	accepted atomic.Int64 // requests of any kind whose handler started
 	answered atomic.Int64 // and finished
@@ -216,9 +217,10 @@ func (s *Server) work(buf []float32) {
 	cfg := s.c.Config()
 	chw := cfg.Channels * cfg.ImageSize * cfg.ImageSize
 	expecting := func() bool { return s.decoding.Load() > 0 }
+	busy := func() bool { return s.running.Load() > 0 }
 	var batch []item
 	for {
-		batch = s.q.gather(batch, s.o.MaxBatch, s.o.MaxWait, s.o.NoBatching, expecting)
+		batch = s.q.gather(batch, s.o.MaxBatch, s.o.MaxWait, s.o.NoBatching, busy, expecting)
 		if batch == nil {
 			return
 		}
@@ -244,19 +246,29 @@ func (s *Server) runBatch(batch []item, x []float32, chw int) {
 			}
 		}
 	}()
-	if s.beforeRun != nil {
-		s.beforeRun(len(batch))
-	}
 	for k, it := range batch {
 		copy(x[k*chw:(k+1)*chw], it.j.x[it.i])
 	}
 	start := time.Now()
-	preds, err = s.c.ClassifyTensor(x, len(batch))
+	preds, err = s.forward(x, len(batch))
 	s.m.forward.Observe(time.Since(start).Seconds())
 	s.m.batch.Observe(float64(len(batch)))
 	if err == nil {
 		s.m.images.Add(float64(len(batch)))
 	}
+}
+
+// forward runs one pass, counted in running while it runs.
+func (s *Server) forward(x []float32, n int) ([]model.Prediction, error) {
+	s.running.Add(1)
+	defer func() {
+		s.running.Add(-1)
+		s.q.poke() // a batch waiting for this pass to end may go
+	}()
+	if s.beforeRun != nil {
+		s.beforeRun(n)
+	}
+	return s.c.ClassifyTensor(x, n)
 }
 
 // ServeHTTP answers one request and logs it in one line.

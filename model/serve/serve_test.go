@@ -486,10 +486,22 @@ type gate struct {
 	mu      sync.Mutex
 	sizes   []int
 	open    chan struct{}
+	once    sync.Once
 	waiting atomic.Int32 // images held by blocked forward passes
 }
 
 func newGate() *gate { return &gate{open: make(chan struct{})} }
+
+// release lets every pass go (idempotent).
+func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+// startGated is start with g's hook; a failing test releases the gate
+// before the server closes (which waits for its requests).
+func startGated(t testing.TB, o Options, workers int, g *gate) *testServer {
+	ts := start(t, o, workers, g.before)
+	t.Cleanup(g.release)
+	return ts
+}
 
 func (g *gate) before(n int) {
 	g.mu.Lock()
@@ -520,7 +532,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // passes resume, the others get 503 with Retry-After at once.
 func TestQueueFull(t *testing.T) {
 	g := newGate()
-	ts := start(t, Options{QueueSize: 64, MaxRequests: 2000}, 2, g.before)
+	ts := startGated(t, Options{QueueSize: 64, MaxRequests: 2000}, 2, g)
 	good := readPhoto(t, photos[0])
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1000}}
 	defer client.CloseIdleConnections()
@@ -563,7 +575,7 @@ func TestQueueFull(t *testing.T) {
 	}
 	held := int(g.waiting.Load())
 	refusedIn := time.Duration(lastBusy.Load())
-	close(g.open)
+	g.release()
 	wg.Wait()
 	t.Logf("%d answered, %d refused (the last after %v), %d held by the two blocked passes", ok.Load(), busy.Load(), refusedIn, held)
 	if int(ok.Load()) != 64+held || int(busy.Load()) != n-64-held || other.Load() != 0 {
@@ -593,7 +605,7 @@ func TestBatching(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGate()
-			ts := start(t, tc.o, 1, g.before)
+			ts := startGated(t, tc.o, 1, g)
 			var wg sync.WaitGroup
 			send := func() {
 				defer wg.Done()
@@ -609,7 +621,7 @@ func TestBatching(t *testing.T) {
 				go send()
 			}
 			waitFor(t, "11 queued", func() bool { return ts.q.depth() == 11 })
-			close(g.open)
+			g.release()
 			wg.Wait()
 			if got := g.batches(); fmt.Sprint(got) != fmt.Sprint(tc.want) {
 				t.Errorf("batches of %v, expected %v", got, tc.want)
@@ -621,6 +633,41 @@ func TestBatching(t *testing.T) {
 				t.Errorf("a lone request took %v", took)
 			}
 		})
+	}
+}
+
+// TestBatchWaitsForBusyPass: while one pass runs, a second graph gathers
+// the images that arrive (instead of starting on the first) until the
+// running pass ends or its batch is full.
+func TestBatchWaitsForBusyPass(t *testing.T) {
+	good := readPhoto(t, photos[0])
+	g := newGate()
+	ts := startGated(t, Options{MaxBatch: 16}, 2, g)
+	var wg sync.WaitGroup
+	send := func() {
+		defer wg.Done()
+		if code, v, _ := post(t, ts.url, "image/png", bytes.NewReader(good)); code != 200 {
+			t.Errorf("status %d, %v", code, v)
+		}
+	}
+	wg.Add(1)
+	go send()
+	waitFor(t, "the first pass", func() bool { return g.waiting.Load() == 1 })
+	for i := 0; i < 11; i++ {
+		wg.Add(1)
+		go send()
+	}
+	waitFor(t, "11 more taken from the queue", func() bool {
+		return ts.active.Load() == 12 && ts.decoding.Load() == 0 && ts.q.depth() == 0
+	})
+	time.Sleep(50 * time.Millisecond) // time to start a pass too early
+	if got := g.batches(); fmt.Sprint(got) != "[1]" {
+		t.Errorf("passes of %v while the first was held, expected [1]", got)
+	}
+	g.release()
+	wg.Wait()
+	if got := g.batches(); fmt.Sprint(got) != "[1 11]" {
+		t.Errorf("passes of %v, expected [1 11]", got)
 	}
 }
 
@@ -650,6 +697,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.beforeRun = g.before
+	t.Cleanup(g.release)
 	ctx, cancel := context.WithCancel(context.Background())
 	addrc := make(chan string, 1)
 	done := make(chan error, 1)
@@ -680,7 +728,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("ListenAndServe returned %v with requests in flight", err)
 	default:
 	}
-	close(g.open)
+	g.release()
 	wg.Wait()
 	if err := <-done; err != nil {
 		t.Errorf("ListenAndServe: %v", err)
