@@ -587,8 +587,10 @@ func (s *Server) prepare(ctx context.Context, b []byte) ([]float32, error) {
 // run queues the images and waits for their predictions.
 func (s *Server) run(ctx context.Context, x [][]float32) ([]model.Prediction, error) {
 	j := newJob(ctx, x)
-	err := s.q.push(j)
+	// No longer expected once queued: counted down first, so that a
+	// batcher woken by the push does not wait for this very request.
 	s.decoding.Add(-1)
+	err := s.q.push(j)
 	switch {
 	case errors.Is(err, errQueueFull):
 		return nil, fail(http.StatusServiceUnavailable, "busy: the queue cannot take %d more images (it holds at most %d)", len(x), s.o.QueueSize)
