@@ -20,7 +20,7 @@ trap 'rm -rf "$tmp"' EXIT
 export CGO_ENABLED=${CGO_ENABLED:-1}
 echo "go: $(go version | cut -d' ' -f3-), build tags: ${tags:-none}" >&2
 go test -tags "$tags" -run '^$' -bench 'TrainStep/(mnist-small|cifar-tiny)$' -benchtime "$benchtime" ./train/ | tee "$tmp/go-train.txt" >&2
-go test -tags "$tags" -run '^$' -bench 'Forward' -benchtime "$benchtime" ./model/ | tee "$tmp/go-infer.txt" >&2
+go test -tags "$tags" -run '^$' -bench 'Forward/(mnist-small|cifar-tiny)$' -benchtime "$benchtime" ./model/ | tee "$tmp/go-infer.txt" >&2
 /usr/bin/python3 "$peer" --steps 5 mnist-small cifar-tiny | tee "$tmp/torch.jsonl" >&2
 
 /usr/bin/python3 - "$tmp" <<'PY'
