@@ -93,9 +93,6 @@ type Classifier struct {
 // by batch size, the full batch last.
 type worker struct{ runs []*runner }
 
-// full is the graph for the classifier's batch size.
-func (w *worker) full() *runner { return w.runs[len(w.runs)-1] }
-
 // pick returns the graph for the next part of n images: the largest that
 // is not larger than n, or the smallest (padded) if all are larger.
 func (w *worker) pick(n int) *runner {
@@ -193,7 +190,7 @@ func LoadClassifier(path string, opts ...ClassifierOption) (*Classifier, error) 
 				}
 			}
 			first = false
-			r, err := newRunner(mi, n)
+			r, err := newRunner(mi, n, len(w.runs) == 0)
 			if err != nil {
 				return nil, err
 			}
@@ -205,7 +202,10 @@ func LoadClassifier(path string, opts ...ClassifierOption) (*Classifier, error) 
 }
 
 // newRunner builds the forward pass of m, with dropout off, for n images.
-func newRunner(m *ViT, n int) (*runner, error) {
+// The attention probabilities stay readable after a run only with
+// attention (the smallest graph of a worker, which Explain uses); in the
+// others their buffers are reused.
+func newRunner(m *ViT, n int, attention bool) (*runner, error) {
 	m.SetTraining(false)
 	r := &runner{n: n}
 	x, err := m.NewInput(n, "images")
@@ -216,9 +216,12 @@ func newRunner(m *ViT, n int) (*runner, error) {
 	if r.out, err = m.ForwardAll(x); err != nil {
 		return nil, err
 	}
-	// Intermediate results share buffers; everything the classifier
-	// reads after a run is kept.
-	keep := append(G.Nodes{r.out.Logits, r.out.Features, r.out.Tokens}, r.out.Attention...)
+	// Intermediate results share buffers; what the classifier reads after
+	// a run is kept.
+	keep := G.Nodes{r.out.Logits}
+	if attention {
+		keep = append(keep, r.out.Attention...)
+	}
 	if _, err := ops.ShareBuffers(m.Graph(), keep...); err != nil {
 		return nil, err
 	}

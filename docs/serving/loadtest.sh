@@ -64,13 +64,14 @@ def metric(name):
     return float(r.group(1)) if r else 0.0
 codes = dict((c, float(v)) for c, v in re.findall(r'vit_http_requests_total\{code="(\d+)",handler="/v1/classify"\} (\S+)', m))
 bad = sum(v for c, v in codes.items() if c not in ("200", "499"))
-errs = wrk(r"Socket errors: (.*)")
-non2xx = wrk(r"Non-2xx or 3xx responses: (\d+)")
+errs = wrk(r"Socket errors: (.*)").replace("-", "none")
+non2xx = wrk(r"Non-2xx or 3xx responses: (\d+)").replace("-", "0")
+rss = metric("process_resident_memory_bytes") / 2**20
 batches = metric("vit_batch_size_count")
 rps, p50, p99, n = wrk(r"Requests/sec:\s+(\S+)"), wrk(r"(?m)^\s+50%\s+(\S+)"), wrk(r"(?m)^\s+99%\s+(\S+)"), wrk(r"(\d+) requests in")
 name, mean = base.split("/")[-1], metric("vit_batch_size_sum") / max(batches, 1)
 print(f"{name:24s} {rps:>9s} req/s  p50 {p50:>8s}  p99 {p99:>8s}  requests {n:>6s}  non-2xx {non2xx}"
-      f"  socket errors {errs}  server 4xx/5xx {bad:.0f}  mean batch {mean:.1f}  exit {code}")
+      f"  socket errors {errs}  server 4xx/5xx {bad:.0f}  mean batch {mean:.1f}  RSS {rss:.0f} MiB  exit {code}")
 PY
 }
 
