@@ -9,9 +9,12 @@
 //
 // Requests are decoded and converted in their own goroutines, then queue
 // for a forward pass. Dynamic batching: each of the classifier's graphs
-// takes, when it comes free, every image waiting (up to Options.MaxBatch),
-// so requests that arrive during a forward pass share the next one; a
-// request arriving at an idle server runs at once, alone. Errors are JSON
+// (c.Workers()) takes, when it comes free, every image waiting, up to
+// Options.MaxBatch; while another pass runs it keeps gathering until its
+// batch is full or that pass ends, so requests that arrive during a
+// forward pass share the next one. A request arriving at an idle server
+// runs at once, alone (Options.MaxWait applies only while other requests
+// are being decoded). Errors are JSON
 // objects {"error": "…"} with a 4xx or 5xx status: 400 for a body that is
 // not an image, 413 for a body over Options.MaxBodyBytes or an image over
 // Options.MaxPixels (read from its header, before decoding), 408 for a body
