@@ -27,9 +27,9 @@ func TestServeSIGTERM(t *testing.T) {
 		t.Skip("SIGTERM is a POSIX signal")
 	}
 	bin := filepath.Join(t.TempDir(), "infer")
-	goBin, err := exec.LookPath("go")
+	goBin, err := exec.LookPath("go") // go test puts its GOROOT/bin first on PATH
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatal(err)
 	}
 	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,11 +28,12 @@ var (
 	buildErr  error
 )
 
+// goTool is the go command: go test puts its GOROOT/bin first on PATH.
 func goTool() string {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p
 	}
-	return filepath.Join(runtime.GOROOT(), "bin", "go")
+	return "go"
 }
 
 // binaries builds both commands and returns the paths of train and infer.
