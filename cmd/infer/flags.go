@@ -45,7 +45,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.norm, "norm", "", "normalisation: imagenet, half (0.5/0.5) or MEAN,MEAN,MEAN/STD,STD,STD (default: the weights')")
 	fs.IntVar(&o.topK, "topk", 5, "classes to print per image")
 	fs.BoolVar(&o.json, "json", false, "print JSON: one object per image ({\"file\", \"top\"}), and one for -data")
-	fs.IntVar(&o.batch, "batch", 16, "images per forward pass")
+	fs.IntVar(&o.batch, "batch", 16, "images per forward pass (with -serve: at most, the batches of concurrent requests)")
 	fs.IntVar(&o.workers, "workers", model.DefaultWorkers(), "forward passes run in parallel (each holds a batch's activations)")
 	fs.StringVar(&o.dataDir, "data", "", "evaluate on the test split of the dataset in `dir` (CIFAR-10/100 binary, IDX, or image folders)")
 	fs.StringVar(&o.format, "format", "", "-data format: cifar10, cifar100, idx or folder (default: detected)")

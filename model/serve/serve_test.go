@@ -743,3 +743,39 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Errorf("log:\n%s", logs)
 	}
 }
+
+// FuzzClassify: whatever the body and Content-Type, the answer is JSON
+// with a status of 200, 400 or 413, and nothing panics.
+func FuzzClassify(f *testing.F) {
+	good := readPhoto(f, photos[0])
+	f.Add(good, "image/png")
+	f.Add(good[:len(good)/3], "")
+	f.Add(vittest.PNGWithSize(f, 100000, 3), "image/png")
+	f.Add([]byte("--x\r\nContent-Disposition: form-data; name=\"a\"; filename=\"a.png\"\r\n\r\n"+string(good)+"\r\n--x--\r\n"), "multipart/form-data; boundary=x")
+	f.Add([]byte("--x\r\n\r\n--x--"), "multipart/form-data; boundary=x")
+	f.Add([]byte{0xff, 0xd8, 0xff, 0xc0, 0, 0x11, 8, 0xff, 0xff, 0xff, 0xff, 3}, "image/jpeg")
+	c := newClassifier(f, 1)
+	logs := &syncBuffer{}
+	s, err := New(c, Options{MaxBodyBytes: 1 << 16, MaxPixels: 1 << 16, MaxImages: 4,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(s.Close)
+	f.Fuzz(func(t *testing.T, body []byte, contentType string) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/classify", bytes.NewReader(body))
+		req.Header.Set("Content-Type", contentType)
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, req)
+		if c := rec.Code; c != 200 && c != 400 && c != 413 {
+			t.Errorf("status %d: %s", c, rec.Body)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			t.Errorf("status %d, not JSON: %q", rec.Code, rec.Body)
+		}
+		if strings.Contains(logs.String(), "panic") {
+			t.Fatalf("a panic:\n%s", logs)
+		}
+	})
+}
