@@ -14,6 +14,8 @@ func BenchmarkForward(b *testing.B) {
 	fashionMNIST := Config{ImageSize: 28, PatchSize: 4, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10}
 	fashionTiny := Config{ImageSize: 32, PatchSize: 8, Channels: 3, Dim: 32, Depth: 2, Heads: 2, MLPDim: 64, NumClasses: 10}
 	ti16 := Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 192, Depth: 12, Heads: 3, MLPDim: 768, NumClasses: 1000}
+	s16 := Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 384, Depth: 12, Heads: 6, MLPDim: 1536, NumClasses: 1000}
+	b16 := Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 768, Depth: 12, Heads: 12, MLPDim: 3072, NumClasses: 1000}
 	for _, bc := range []struct {
 		name  string
 		cfg   Config
@@ -30,6 +32,11 @@ func BenchmarkForward(b *testing.B) {
 		{"fashion-tiny/batch=16", fashionTiny, 16},
 		{"ti16/batch=1", ti16, 1},
 		{"ti16/batch=16", ti16, 16},
+		// The other real sizes of docs/performance.md.
+		{"s16/batch=1", s16, 1},
+		{"s16/batch=16", s16, 16},
+		{"b16/batch=1", b16, 1},
+		{"b16/batch=16", b16, 16},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			batch := bc.batch
@@ -65,7 +72,12 @@ func BenchmarkForward(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				run()
 			}
-			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+			ips := float64(batch*b.N) / b.Elapsed().Seconds()
+			b.ReportMetric(ips, "img/s")
+			b.ReportMetric(ips*bc.cfg.Cost(batch).ForwardFLOPs/1e9, "GFLOP/s")
+			if batch == 1 {
+				b.ReportMetric(1000/ips, "ms/img")
+			}
 		})
 	}
 }

@@ -10,13 +10,16 @@ import (
 // benchConfigs are the configurations of the PyTorch yardstick
 // (../shared/peer/vit_torch_bench.py).
 var benchConfigs = []struct {
-	name string
-	cfg  model.Config
+	name  string
+	cfg   model.Config
+	batch int
 }{
-	{"mnist-small", model.Config{ImageSize: 28, PatchSize: 7, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10}},
-	{"cifar-tiny", model.Config{ImageSize: 32, PatchSize: 4, Channels: 3, Dim: 192, Depth: 6, Heads: 3, MLPDim: 768, NumClasses: 10}},
+	{"mnist-small", model.Config{ImageSize: 28, PatchSize: 7, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10}, 128},
+	{"cifar-tiny", model.Config{ImageSize: 32, PatchSize: 4, Channels: 3, Dim: 192, Depth: 6, Heads: 3, MLPDim: 768, NumClasses: 10}, 128},
 	// The Fashion-MNIST recipe of docs/training.md: mnist-small with 4×4 patches.
-	{"fashion-p4", model.Config{ImageSize: 28, PatchSize: 4, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10}},
+	{"fashion-p4", model.Config{ImageSize: 28, PatchSize: 4, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10}, 128},
+	// A real size (docs/performance.md, docs/pytorch/bench_real.py).
+	{"ti16/batch=32", model.Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 192, Depth: 12, Heads: 3, MLPDim: 768, NumClasses: 1000}, 32},
 }
 
 // randomDataset returns n random images of the config's shape.
@@ -38,11 +41,11 @@ func randomDataset(c model.Config, n int) *data.Dataset {
 }
 
 // BenchmarkTrainStep measures one optimizer step (forward, loss, backward,
-// clipping, AdamW) at batch 128, in images per second.
+// clipping, AdamW) at batch 128 (32 for Ti/16), in images per second.
 func BenchmarkTrainStep(b *testing.B) {
 	for _, bc := range benchConfigs {
 		b.Run(bc.name, func(b *testing.B) {
-			const batch = 128
+			batch := bc.batch
 			d := randomDataset(bc.cfg, batch*4)
 			cfg := Config{Model: bc.cfg, Epochs: 1000, Batch: batch, LR: 1e-3, WeightDecay: 0.05, ClipNorm: 1}
 			r, err := New(cfg, d, d, data.ComputeNormalization(d))
@@ -59,7 +62,9 @@ func BenchmarkTrainStep(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "img/s")
+			ips := float64(batch*b.N) / b.Elapsed().Seconds()
+			b.ReportMetric(ips, "img/s")
+			b.ReportMetric(ips*bc.cfg.Cost(batch).TrainFLOPs/1e9, "GFLOP/s")
 		})
 	}
 }

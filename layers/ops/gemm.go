@@ -50,6 +50,16 @@ var splitGEMM bool
 // op(A) and C are cut into one block per core. Inside code that already
 // runs in parallel, call gemm.
 func gemmPar[T float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if splitGEMM && splitByColumns(tA, m, n) {
+		parallelCols(n, m*k/8, func(lo, hi int) {
+			bOff := lo // column lo of the stored k×n matrix
+			if tB {
+				bOff = lo * ldb // row lo of the stored n×k matrix
+			}
+			gemm(tA, tB, m, hi-lo, k, alpha, a, lda, b[bOff:], ldb, beta, c[lo:], ldc)
+		})
+		return
+	}
 	if !splitGEMM || m < 64 {
 		gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
@@ -60,6 +70,30 @@ func gemmPar[T float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, 
 			aOff = lo // column lo of the stored k×m matrix
 		}
 		gemm(tA, tB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+	})
+}
+
+// splitByColumns says whether a product is better shared out by columns
+// of C than by rows: when op(B) has at least as many columns as op(A) has
+// rows (one image's tokens against a layer's weights), since split by rows
+// every core would pack the whole of B, split by columns each packs its
+// share; A, not transposed, is read in place either way. The result does
+// not depend on the split (each element is the same sum in the same order).
+func splitByColumns(tA bool, m, n int) bool {
+	return !tA && n >= m && n >= 4*colPanel && runtime.GOMAXPROCS(0) > 1
+}
+
+// colPanel is the column width of the SGEMM micro-kernel: column blocks
+// are cut at its multiples, so that no block ends in a partial panel but
+// the last.
+const colPanel = 16
+
+// parallelCols is parallelFor over the columns [0,n), in blocks of whole
+// colPanel-wide panels.
+func parallelCols(n, costPer int, f func(lo, hi int)) {
+	panels := (n + colPanel - 1) / colPanel
+	parallelFor(panels, costPer*colPanel, func(lo, hi int) {
+		f(lo*colPanel, min(hi*colPanel, n))
 	})
 }
 

@@ -68,6 +68,12 @@ func linearFwd[T float](x, w, b, y *tensor.Dense) {
 	if y32, ok := any(ys).([]float32); ok && b != nil && ownSgemm {
 		// The bias goes in inside the GEMM kernel: no separate pass over y.
 		x32, w32, b32 := sl[float32](x), sl[float32](w), sl[float32](b)
+		if splitByColumns(false, m, out) {
+			parallelCols(out, m*in/8, func(lo, hi int) {
+				sgemm.SgemmBias(false, true, m, hi-lo, in, 1, x32, in, w32[lo*in:], in, 0, y32[lo:], out, b32[lo:hi])
+			})
+			return
+		}
 		parallelFor(m, out*in/8, func(lo, hi int) {
 			sgemm.SgemmBias(false, true, hi-lo, out, in, 1, x32[lo*in:], in, w32, in, 0, y32[lo*out:], out, b32)
 		})
