@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	G "gorgonia.org/gorgonia"
+
+	"github.com/vitgo/vit/layers/ops"
 )
 
 // BenchmarkForward measures inference (forward only, dropout off) at batch
@@ -59,6 +61,7 @@ func BenchmarkForward(b *testing.B) {
 			if _, err := m.Forward(x); err != nil {
 				b.Fatal(err)
 			}
+			ops.FreezeWeights(g) // weights packed once, as the Classifier does
 			vm := G.NewTapeMachine(g)
 			defer vm.Close()
 			run := func() {

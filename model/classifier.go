@@ -180,6 +180,7 @@ func LoadClassifier(path string, opts ...ClassifierOption) (*Classifier, error) 
 		sizes = append(sizes, o.batch)
 	}
 	first := true
+	var graphs []*G.ExprGraph
 	for i := 0; i < o.workers; i++ {
 		w := &worker{}
 		for _, n := range sizes {
@@ -195,9 +196,13 @@ func LoadClassifier(path string, opts ...ClassifierOption) (*Classifier, error) 
 				return nil, err
 			}
 			w.runs = append(w.runs, r)
+			graphs = append(graphs, mi.Graph())
 		}
 		c.pool <- w
 	}
+	// The weights never change: each is packed for the matrix products
+	// once, shared by every graph, not at every forward pass.
+	ops.FreezeWeights(graphs...)
 	return c, nil
 }
 

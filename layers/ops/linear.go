@@ -20,12 +20,15 @@ func Linear(x, w, b *G.Node) (*G.Node, error) {
 	}
 	r, name := x.Dims(), fmt.Sprintf("Linear(r%d,bias=%t)", x.Dims(), b != nil)
 	if b != nil {
-		return G.ApplyOp(linearOp{newBase(name, r, 2, 1, r)}, x, w, b)
+		return G.ApplyOp(linearOp{newBase(name, r, 2, 1, r), new(frozenWeight)}, x, w, b)
 	}
-	return G.ApplyOp(linearOp{newBase(name, r, 2, r)}, x, w)
+	return G.ApplyOp(linearOp{newBase(name, r, 2, r), new(frozenWeight)}, x, w)
 }
 
-type linearOp struct{ base }
+type linearOp struct {
+	base
+	frozen *frozenWeight // the weight packed once, after FreezeWeights
+}
 
 func (op linearOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) { return infer(ds, linearShape) }
 
@@ -56,6 +59,9 @@ func linearDo[T float](op linearOp, in []*tensor.Dense) (G.Value, error) {
 	var b *tensor.Dense
 	if len(in) == 3 {
 		b = in[2]
+	}
+	if op.frozen != nil && linearFrozen[T](op, x, w, b, y) {
+		return y, nil
 	}
 	linearFwd[T](x, w, b, y)
 	return y, nil

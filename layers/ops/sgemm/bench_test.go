@@ -56,7 +56,7 @@ func BenchmarkSgemm(b *testing.B) {
 	}{
 		{"sgemm", Sgemm},
 		{"sgemm-go", func(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-			sgemm(false, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
+			sgemm(false, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, nil, 0)
 		}},
 		{"gonum", func(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 			ta, tb := blas.NoTrans, blas.NoTrans

@@ -56,7 +56,7 @@ const (
 // Sgemm is safe for concurrent use; calls that write disjoint parts of C may
 // run in parallel.
 func Sgemm(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemm(useAsm, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
+	sgemm(useAsm, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil, nil, 0)
 }
 
 // SgemmBias is Sgemm with a bias added to every row of the product:
@@ -68,7 +68,59 @@ func SgemmBias(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b 
 	if len(bias) < n {
 		panic("sgemm: bias is too short")
 	}
-	sgemm(useAsm, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias[:n])
+	sgemm(useAsm, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, bias[:n], nil, 0)
+}
+
+// PackedB is op(B) packed once, in the panels the micro-kernel reads, for
+// products that use the same B many times (a layer's weights at
+// inference): SgemmPacked skips packing it again. It holds about k×n
+// floats; it must be rebuilt if B changes.
+type PackedB struct {
+	asm    bool
+	k, n   int
+	blocks [][]float32 // per block of kc rows of op(B): ⌈n/16⌉ panels of kc×16
+}
+
+// PackB packs op(B), k×n (stored k×n if !tB, else n×k, row stride ldb).
+func PackB(tB bool, k, n int, b []float32, ldb int) *PackedB {
+	br, bc := k, n
+	if tB {
+		br, bc = n, k
+	}
+	checkMatrix("b", br, bc, b, ldb)
+	p := &PackedB{asm: useAsm, k: k, n: n}
+	if k == 0 || n == 0 {
+		return p
+	}
+	kc := evenBlock(k, kcMax, 1)
+	for pc := 0; pc < k; pc += kc {
+		kcur := min(kc, k-pc)
+		blk := make([]float32, roundUp(n, nr)*kcur)
+		packB(p.asm, blk, b, ldb, tB, pc, kcur, 0, n)
+		p.blocks = append(p.blocks, blk)
+	}
+	return p
+}
+
+// Dims returns k and n of the packed op(B).
+func (p *PackedB) Dims() (k, n int) { return p.k, p.n }
+
+// SgemmPacked is SgemmBias (bias may be nil) with op(B) packed by PackB,
+// for the columns [col0, col0+n) of it: C (m×n) = alpha·op(A)·op(B)[:,
+// col0:col0+n] + bias + beta·C. col0 must be a multiple of 16 (whole
+// panels), so that products split by columns across cores share one
+// packing. The result is the bits of SgemmBias on the unpacked B.
+func SgemmPacked(tA bool, m, n int, alpha float32, a []float32, lda int, pb *PackedB, col0 int, beta float32, c []float32, ldc int, bias []float32) {
+	if col0 < 0 || col0%nr != 0 || n < 0 || col0+n > pb.n {
+		panic("sgemm: packed columns out of range")
+	}
+	if bias != nil {
+		if len(bias) < n {
+			panic("sgemm: bias is too short")
+		}
+		bias = bias[:n]
+	}
+	sgemm(pb.asm, tA, false, m, n, pb.k, alpha, a, lda, nil, 0, beta, c, ldc, bias, pb, col0)
 }
 
 // storedShapes returns the rows and columns of A and B as stored, for
@@ -84,13 +136,17 @@ func storedShapes(tA, tB bool, m, n, k int) (ar, ac, br, bc int) {
 	return ar, ac, br, bc
 }
 
-func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, bias []float32) {
+// sgemm is the product; with pb, op(B) is columns col0… of pb, already
+// packed (b and ldb are unused).
+func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, bias []float32, pb *PackedB, col0 int) {
 	if m < 0 || n < 0 || k < 0 {
 		panic("sgemm: negative dimension")
 	}
 	ar, ac, br, bc := storedShapes(tA, tB, m, n, k)
 	checkMatrix("a", ar, ac, a, lda)
-	checkMatrix("b", br, bc, b, ldb)
+	if pb == nil {
+		checkMatrix("b", br, bc, b, ldb)
+	}
 	checkMatrix("c", m, n, c, ldc)
 	if m == 0 || n == 0 {
 		return
@@ -126,7 +182,10 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 		aPanels = 1
 	}
 	packedA := ws.buffer(&ws.a, aPanels*mr*kc)
-	packedB := ws.buffer(&ws.b, roundUp(min(nc, n), nr)*kc)
+	var packedB []float32
+	if pb == nil {
+		packedB = ws.buffer(&ws.b, roundUp(min(nc, n), nr)*kc)
+	}
 	tmp := &ws.tmp
 	// The bias, zero-padded to whole 16-column panels.
 	var padBias []float32
@@ -140,7 +199,13 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 		ncur := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kc {
 			kcur := min(kc, k-pc)
-			packB(asm, packedB, b, ldb, tB, pc, kcur, jc, ncur)
+			if pb == nil {
+				packB(asm, packedB, b, ldb, tB, pc, kcur, jc, ncur)
+			} else {
+				// The panels of columns col0+jc… of block pc/kc.
+				blk := pb.blocks[pc/kc]
+				packedB = blk[(col0+jc)*kcur:]
+			}
 			bet := beta
 			if pc > 0 {
 				bet = 1

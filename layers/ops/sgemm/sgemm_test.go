@@ -91,7 +91,7 @@ func (p *problem) check(t *testing.T, asm bool) {
 	t.Helper()
 	c0 := append([]float32(nil), p.c...)
 	c := append([]float32(nil), p.c...)
-	sgemm(asm, p.tA, p.tB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, c, p.ldc, p.bias)
+	sgemm(asm, p.tA, p.tB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.beta, c, p.ldc, p.bias, nil, 0)
 	const eps = 1.0 / (1 << 23)
 	for i := 0; i < p.m; i++ {
 		for j := 0; j < p.ldc && i*p.ldc+j < len(c); j++ {
@@ -250,4 +250,60 @@ func TestSgemmPanics(t *testing.T) {
 			f()
 		}()
 	}
+}
+
+// TestSgemmPacked: products on a B packed once give the bits of SgemmBias
+// on the unpacked B, for every column block of whole panels, with and
+// without a bias, for B stored transposed or not, with k over several
+// blocks.
+func TestSgemmPacked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	fill := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		return x
+	}
+	for _, sh := range []struct{ m, n, k int }{{197, 576, 192}, {13, 200, 900}, {6, 16, 1}, {50, 50, 16}} {
+		for _, tB := range []bool{false, true} {
+			ldb := sh.n
+			if tB {
+				ldb = sh.k
+			}
+			a, b, bias := fill(sh.m*sh.k), fill(sh.k*sh.n), fill(sh.n)
+			pb := PackB(tB, sh.k, sh.n, b, ldb)
+			for _, cols := range [][2]int{{0, sh.n}, {0, min(32, sh.n)}, {16, sh.n}} {
+				lo, hi := cols[0], cols[1]
+				if lo >= hi {
+					continue
+				}
+				for _, bs := range [][]float32{nil, bias[lo:hi]} {
+					want := fill(sh.m * sh.n)
+					got := append([]float32(nil), want...)
+					bOff := lo
+					if tB {
+						bOff = lo * ldb
+					}
+					if bs == nil {
+						Sgemm(false, tB, sh.m, hi-lo, sh.k, 1.5, a, sh.k, b[bOff:], ldb, 0.5, want[lo:], sh.n)
+					} else {
+						SgemmBias(false, tB, sh.m, hi-lo, sh.k, 1.5, a, sh.k, b[bOff:], ldb, 0.5, want[lo:], sh.n, bs)
+					}
+					SgemmPacked(false, sh.m, hi-lo, 1.5, a, sh.k, pb, lo, 0.5, got[lo:], sh.n, bs)
+					for i := range want {
+						if got[i] != want[i] {
+							t.Fatalf("%+v tB=%v columns [%d,%d) bias=%v: element %d is %v, unpacked %v", sh, tB, lo, hi, bs != nil, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("columns not starting at a panel were accepted")
+		}
+	}()
+	SgemmPacked(false, 1, 8, 1, make([]float32, 16), 16, PackB(false, 16, 32, make([]float32, 512), 32), 8, 0, make([]float32, 8), 8, nil)
 }
