@@ -29,7 +29,7 @@ tmp = sys.argv[1]
 go = {}
 for mode, f in (("train", "go-train.txt"), ("infer", "go-infer.txt")):
     for line in open(os.path.join(tmp, f)):
-        m = re.match(r"Benchmark\w+/([\w-]+?)(?:-\d+)?\s+\d+\s+\d+ ns/op\s+([\d.]+) img/s", line)
+        m = re.match(r"Benchmark\w+/([\w-]+?)(?:-\d+)?\s+\d+\s+\d+ ns/op\s+.*?([\d.]+) img/s", line)
         if m:
             go[(m.group(1), mode)] = float(m.group(2))
 torch = {}
