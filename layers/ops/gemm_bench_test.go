@@ -25,8 +25,8 @@ func BenchmarkProducts(b *testing.B) {
 	}
 	const m, n, k = 8320, 768, 192
 	for _, c := range []struct {
-		name   string
-		tA, tB bool
+		name    string
+		tA, tB  bool
 		m, n, k int
 	}{
 		{"large/forward-NT", false, true, m, n, k},

@@ -3,11 +3,17 @@ package sgemm
 //go:generate sh -c "python3 gen_kernel.py > kernel_amd64.s"
 //go:generate sh -c "python3 gen_kernel_go.py > kernel_generic.go"
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
 
 // useAsm reports whether the AVX2/FMA micro-kernel can run on this CPU
 // (the OS must also save the YMM state, which cpu.X86.HasAVX checks).
-var useAsm = cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasFMA
+// VIT_CPU=generic in the environment forces the pure-Go code, to test it
+// or compare it on a CPU that has AVX2 (docs/performance.md).
+var useAsm = cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasFMA && os.Getenv("VIT_CPU") != "generic"
 
 // kernelAsm is the AVX2/FMA micro-kernel (kernel_amd64.s): it computes the
 // 6×16 tile c[i*ldc+j] = alpha·Σ_p a[p*6+i]·b[p*16+j] + bias[j] + beta·c[i*ldc+j]

@@ -2,6 +2,7 @@ package sgemm
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -62,4 +63,15 @@ func TestPeakLoopsRun(t *testing.T) {
 	if cpu.X86.HasAVX512F {
 		fmaLoopAVX512(10)
 	}
+}
+
+// TestCPUSwitch: VIT_CPU=generic turns the assembly off (CI runs the tests
+// of layers/ and model/ once so); otherwise it is on wherever the CPU has
+// AVX2 and FMA.
+func TestCPUSwitch(t *testing.T) {
+	generic := os.Getenv("VIT_CPU") == "generic"
+	if want := !generic && cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasFMA; useAsm != want {
+		t.Errorf("VIT_CPU=%q: assembly %v, expected %v", os.Getenv("VIT_CPU"), useAsm, want)
+	}
+	t.Logf("VIT_CPU=%q: assembly kernels %v", os.Getenv("VIT_CPU"), useAsm)
 }

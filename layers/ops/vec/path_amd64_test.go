@@ -1,6 +1,9 @@
 package vec
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 // forEachPath runs check with the assembly kernels (when the CPU has them)
 // and with the pure-Go code.
@@ -14,4 +17,12 @@ func forEachPath(t *testing.T, check func(*testing.T)) {
 	}
 	useAsm = false
 	t.Run("go", check)
+}
+
+// TestCPUSwitch: VIT_CPU=generic turns the assembly off (CI runs the tests
+// of layers/ and model/ once so).
+func TestCPUSwitch(t *testing.T) {
+	if os.Getenv("VIT_CPU") == "generic" && useAsm {
+		t.Error("VIT_CPU=generic, yet the assembly kernels are on")
+	}
 }

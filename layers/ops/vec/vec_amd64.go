@@ -2,10 +2,16 @@ package vec
 
 //go:generate sh -c "python3 gen_vec.py > vec_amd64.s"
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
 
 // useAsm reports whether the AVX2/FMA kernels can run on this CPU.
-var useAsm = cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasFMA
+// VIT_CPU=generic in the environment forces the pure-Go code, to test it
+// or compare it on a CPU that has AVX2 (docs/performance.md).
+var useAsm = cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasFMA && os.Getenv("VIT_CPU") != "generic"
 
 //go:noescape
 func expShiftSum(dst, src *float32, n int, m float32) float32
