@@ -2,6 +2,7 @@ package sgemm
 
 //go:generate sh -c "python3 gen_kernel.py > kernel_amd64.s"
 //go:generate sh -c "python3 gen_kernel_go.py > kernel_generic.go"
+//go:generate sh -c "python3 gen_kernel512.py > kernel512_amd64.s"
 
 import (
 	"os"
@@ -14,6 +15,24 @@ import (
 // VIT_CPU=generic in the environment forces the pure-Go code, to test it
 // or compare it on a CPU that has AVX2 (docs/performance.md).
 var useAsm = cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasFMA && os.Getenv("VIT_CPU") != "generic"
+
+// useAVX512 reports whether the assembly path may also use the AVX-512
+// micro-kernels (6×32 tiles) where two whole column panels are left.
+// VIT_CPU=avx2 keeps to the AVX2 kernels. Results are the same bits
+// either way.
+var useAVX512 = useAsm && cpu.X86.HasAVX512F && os.Getenv("VIT_CPU") != "avx2"
+
+// kernel512 is kernelAsm for a 6×32 tile: b points to two consecutive
+// packed panels of B (k×16 each, the second k·16 floats after the first),
+// bias to 32 floats or nil.
+//
+//go:noescape
+func kernel512(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+
+// kernel512Rows is kernelAsmRows for a 6×32 tile, b as for kernel512.
+//
+//go:noescape
+func kernel512Rows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32)
 
 // kernelAsm is the AVX2/FMA micro-kernel (kernel_amd64.s): it computes the
 // 6×16 tile c[i*ldc+j] = alpha·Σ_p a[p*6+i]·b[p*16+j] + bias[j] + beta·c[i*ldc+j]

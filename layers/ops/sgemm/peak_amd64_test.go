@@ -66,12 +66,71 @@ func TestPeakLoopsRun(t *testing.T) {
 }
 
 // TestCPUSwitch: VIT_CPU=generic turns the assembly off (CI runs the tests
-// of layers/ and model/ once so); otherwise it is on wherever the CPU has
-// AVX2 and FMA.
+// of layers/ and model/ once so), VIT_CPU=avx2 the AVX-512 kernels; otherwise
+// each is on wherever the CPU has it.
 func TestCPUSwitch(t *testing.T) {
 	generic := os.Getenv("VIT_CPU") == "generic"
 	if want := !generic && cpu.X86.HasAVX && cpu.X86.HasAVX2 && cpu.X86.HasFMA; useAsm != want {
 		t.Errorf("VIT_CPU=%q: assembly %v, expected %v", os.Getenv("VIT_CPU"), useAsm, want)
 	}
-	t.Logf("VIT_CPU=%q: assembly kernels %v", os.Getenv("VIT_CPU"), useAsm)
+	wantWide := useAsm && cpu.X86.HasAVX512F && os.Getenv("VIT_CPU") != "avx2"
+	if useAVX512 != wantWide {
+		t.Errorf("VIT_CPU=%q: AVX-512 kernels %v, expected %v", os.Getenv("VIT_CPU"), useAVX512, wantWide)
+	}
+	t.Logf("VIT_CPU=%q: assembly kernels %v, AVX-512 kernels %v", os.Getenv("VIT_CPU"), useAsm, useAVX512)
+}
+
+// TestKernel512: one 6×32 tile of the AVX-512 kernels equals two 6×16
+// tiles of the AVX2 ones, bit for bit, packed and in place, for k = 0…9
+// (the unrolled loop and its tail) and 300.
+func TestKernel512(t *testing.T) {
+	if !useAsm || !cpu.X86.HasAVX512F {
+		t.Skip("this CPU has no AVX-512")
+	}
+	for _, k := range []int{1, 2, 3, 4, 5, 9, 300} {
+		a, b := make([]float32, 6*k), make([]float32, 2*16*k)
+		for i := range a {
+			a[i] = float32(i%13) - 6.25
+		}
+		for i := range b {
+			b[i] = float32(i%7)*0.5 - 1.5
+		}
+		bias := make([]float32, 32)
+		for j := range bias {
+			bias[j] = float32(j) / 8
+		}
+		const ldc = 40
+		for _, beta := range []float32{0, 0.5} {
+			want, got := make([]float32, 6*ldc), make([]float32, 6*ldc)
+			for i := range want {
+				want[i] = float32(i % 5)
+				got[i] = want[i]
+			}
+			kernelAsm(k, &a[0], &b[0], &want[0], ldc, 1.25, beta, &bias[0])
+			kernelAsm(k, &a[0], &b[16*k], &want[16], ldc, 1.25, beta, &bias[16])
+			kernel512(k, &a[0], &b[0], &got[0], ldc, 1.25, beta, &bias[0])
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("k=%d beta=%v: element %d is %v, AVX2 %v", k, beta, i, got[i], want[i])
+				}
+			}
+			// A read in place: row i of A is a[i*k : (i+1)*k].
+			rows := make([]float32, 6*k)
+			for i := 0; i < 6; i++ {
+				for p := 0; p < k; p++ {
+					rows[i*k+p] = a[p*6+i]
+				}
+			}
+			got2 := make([]float32, 6*ldc)
+			for i := range got2 {
+				got2[i] = float32(i % 5)
+			}
+			kernel512Rows(k, &rows[0], k, &b[0], &got2[0], ldc, 1.25, beta, &bias[0])
+			for i := range want {
+				if got2[i] != want[i] {
+					t.Fatalf("k=%d beta=%v in place: element %d is %v, AVX2 %v", k, beta, i, got2[i], want[i])
+				}
+			}
+		}
+	}
 }

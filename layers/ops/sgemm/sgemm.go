@@ -195,6 +195,7 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 		clear(padBias[n:])
 	}
 
+	wide := asm && useAVX512 // 6×32 tiles where two whole panels are left
 	for jc := 0; jc < n; jc += nc {
 		ncur := min(nc, n-jc)
 		for pc := 0; pc < k; pc += kc {
@@ -227,43 +228,76 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 						copy(packedA[i*kcur:(i+1)*kcur], a[o:o+kcur])
 					}
 				}
-				for jr := 0; jr < ncur; jr += nr {
+				// tile computes the 6×16 tile of C at panel jr, rows ir.
+				tile := func(jr, ir int) {
 					cols := min(nr, ncur-jr)
 					bp := packedB[jr*kcur : jr*kcur+kcur*nr]
+					rows := min(mr, mcur-ir)
+					co := (ic+ir)*ldc + jc + jr
+					cTile, ldt, betaT := tmp[:], nr, float32(0)
+					if rows == mr && cols == nr {
+						cTile, ldt, betaT = c[co:co+(mr-1)*ldc+nr], ldc, bet
+					}
+					var bt *float32
+					if biasK != nil {
+						bt = &biasK[jc+jr]
+					}
+					switch {
+					case !asm:
+						kernelGo(kcur, packedA[ir*kcur:ir*kcur+kcur*mr], bp, cTile, ldt, alpha, betaT)
+						if bt != nil {
+							addBias(cTile, ldt, biasK[jc+jr:jc+jr+nr])
+						}
+					case inPlace && rows == mr:
+						// Rows ic+ir … ic+ir+5 of A, from column pc.
+						o := (ic+ir)*lda + pc
+						ap := a[o : o+(mr-1)*lda+kcur]
+						kernelAsmRows(kcur, &ap[0], lda, &bp[0], &cTile[0], ldt, alpha, betaT, bt)
+					case inPlace:
+						ap := packedA[:kcur*mr]
+						kernelAsmRows(kcur, &ap[0], kcur, &bp[0], &cTile[0], ldt, alpha, betaT, bt)
+					default:
+						ap := packedA[ir*kcur : ir*kcur+kcur*mr]
+						kernelAsm(kcur, &ap[0], &bp[0], &cTile[0], ldt, alpha, betaT, bt)
+					}
+					if rows < mr || cols < nr {
+						// Partial tile: computed into tmp, merged into C.
+						mergeTile(tmp, rows, cols, bet, c[co:], ldc)
+					}
+				}
+				for jr := 0; jr < ncur; {
+					if !wide || ncur-jr < 2*nr {
+						for ir := 0; ir < mcur; ir += mr {
+							tile(jr, ir)
+						}
+						jr += nr
+						continue
+					}
+					// Two whole panels: 6×32 tiles with the AVX-512 kernels
+					// (the same bits as two 6×16 tiles).
+					bp := packedB[jr*kcur : jr*kcur+2*kcur*nr]
+					var bt *float32
+					if biasK != nil {
+						bt = &biasK[jc+jr]
+					}
 					for ir := 0; ir < mcur; ir += mr {
-						rows := min(mr, mcur-ir)
+						if mcur-ir < mr {
+							tile(jr, ir)
+							tile(jr+nr, ir)
+							continue
+						}
 						co := (ic+ir)*ldc + jc + jr
-						cTile, ldt, betaT := tmp[:], nr, float32(0)
-						if rows == mr && cols == nr {
-							cTile, ldt, betaT = c[co:co+(mr-1)*ldc+nr], ldc, bet
-						}
-						var bt *float32
-						if biasK != nil {
-							bt = &biasK[jc+jr]
-						}
-						switch {
-						case !asm:
-							kernelGo(kcur, packedA[ir*kcur:ir*kcur+kcur*mr], bp, cTile, ldt, alpha, betaT)
-							if bt != nil {
-								addBias(cTile, ldt, biasK[jc+jr:jc+jr+nr])
-							}
-						case inPlace && rows == mr:
-							// Rows ic+ir … ic+ir+5 of A, from column pc.
+						cTile := c[co : co+(mr-1)*ldc+2*nr]
+						if inPlace {
 							o := (ic+ir)*lda + pc
 							ap := a[o : o+(mr-1)*lda+kcur]
-							kernelAsmRows(kcur, &ap[0], lda, &bp[0], &cTile[0], ldt, alpha, betaT, bt)
-						case inPlace:
-							ap := packedA[:kcur*mr]
-							kernelAsmRows(kcur, &ap[0], kcur, &bp[0], &cTile[0], ldt, alpha, betaT, bt)
-						default:
+							kernel512Rows(kcur, &ap[0], lda, &bp[0], &cTile[0], ldc, alpha, bet, bt)
+						} else {
 							ap := packedA[ir*kcur : ir*kcur+kcur*mr]
-							kernelAsm(kcur, &ap[0], &bp[0], &cTile[0], ldt, alpha, betaT, bt)
-						}
-						if rows < mr || cols < nr {
-							// Partial tile: computed into tmp, merged into C.
-							mergeTile(tmp, rows, cols, bet, c[co:], ldc)
+							kernel512(kcur, &ap[0], &bp[0], &cTile[0], ldc, alpha, bet, bt)
 						}
 					}
+					jr += 2 * nr
 				}
 			}
 		}

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/cpu"
 )
 
 // kernels lists the micro-kernels to test on this machine.
@@ -306,4 +308,73 @@ func TestSgemmPacked(t *testing.T) {
 		}
 	}()
 	SgemmPacked(false, 1, 8, 1, make([]float32, 16), 16, PackB(false, 16, 32, make([]float32, 512), 32), 8, 0, make([]float32, 8), 8, nil)
+}
+
+// TestAVX512MatchesAVX2: with the 6×32 AVX-512 tiles the products are the
+// bits of the AVX2 6×16 tiles, in every transpose case, with alpha, beta
+// and a bias, at sizes with partial panels, partial rows and several k
+// blocks. It also checks the products against float64 sums.
+func TestAVX512MatchesAVX2(t *testing.T) {
+	if !useAsm || !cpu.X86.HasAVX512F {
+		t.Skip("this CPU has no AVX-512 (the AVX2 path is tested everywhere)")
+	}
+	saved := useAVX512
+	defer func() { useAVX512 = saved }()
+	rng := rand.New(rand.NewPCG(11, 3))
+	fill := func(n int) []float32 {
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		return x
+	}
+	for _, sh := range []struct{ m, n, k int }{{6, 32, 1}, {197, 576, 192}, {50, 50, 16}, {13, 100, 800}, {64, 48, 7}, {300, 33, 65}} {
+		for _, tA := range []bool{false, true} {
+			for _, tB := range []bool{false, true} {
+				lda, ldb := sh.k, sh.n
+				if tA {
+					lda = sh.m
+				}
+				if tB {
+					ldb = sh.k
+				}
+				a, b, bias, c0 := fill(sh.m*sh.k), fill(sh.k*sh.n), fill(sh.n), fill(sh.m*sh.n)
+				run := func(wide bool) []float32 {
+					useAVX512 = wide
+					c := append([]float32(nil), c0...)
+					SgemmBias(tA, tB, sh.m, sh.n, sh.k, 0.75, a, lda, b, ldb, 0.5, c, sh.n, bias)
+					return c
+				}
+				want, got := run(false), run(true)
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("%+v tA=%v tB=%v: element %d is %v with AVX-512, %v with AVX2", sh, tA, tB, i, got[i], want[i])
+					}
+				}
+				for i := 0; i < sh.m; i += max(1, sh.m/7) {
+					for j := 0; j < sh.n; j += max(1, sh.n/7) {
+						var s float64
+						for p := 0; p < sh.k; p++ {
+							var av, bv float32
+							if tA {
+								av = a[p*lda+i]
+							} else {
+								av = a[i*lda+p]
+							}
+							if tB {
+								bv = b[j*ldb+p]
+							} else {
+								bv = b[p*ldb+j]
+							}
+							s += float64(av) * float64(bv)
+						}
+						ref := 0.75*s + float64(bias[j]) + 0.5*float64(c0[i*sh.n+j])
+						if d := math.Abs(float64(got[i*sh.n+j]) - ref); d > 1e-4*(1+math.Abs(ref))*math.Sqrt(float64(sh.k)) {
+							t.Fatalf("%+v tA=%v tB=%v: C[%d][%d] = %v, float64 %v", sh, tA, tB, i, j, got[i*sh.n+j], ref)
+						}
+					}
+				}
+			}
+		}
+	}
 }
