@@ -2,7 +2,7 @@ package sgemm
 
 //go:generate sh -c "python3 gen_kernel.py > kernel_amd64.s"
 //go:generate sh -c "python3 gen_kernel_go.py > kernel_generic.go"
-//go:generate sh -c "python3 gen_kernel512.py > kernel512_amd64.s"
+//go:generate sh -c "python3 gen_kernel.py avx512 > kernel512_amd64.s"
 
 import (
 	"os"
