@@ -593,11 +593,32 @@ func TestQueueFull(t *testing.T) {
 	wantGood(t, ts)
 }
 
+// sendDuringPass posts one good image, waits until its forward pass is
+// held by g, then posts n more; the returned group is done when all n+1
+// are answered (each must be 200).
+func sendDuringPass(t *testing.T, ts *testServer, g *gate, n int) *sync.WaitGroup {
+	good := readPhoto(t, photos[0])
+	wg := &sync.WaitGroup{}
+	send := func() {
+		defer wg.Done()
+		if code, v, _ := post(t, ts.url, "image/png", bytes.NewReader(good)); code != 200 {
+			t.Errorf("status %d, %v", code, v)
+		}
+	}
+	wg.Add(1)
+	go send()
+	waitFor(t, "the first pass", func() bool { return g.waiting.Load() == 1 })
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go send()
+	}
+	return wg
+}
+
 // TestBatching: requests that arrive during a forward pass run together
 // in the next one (up to MaxBatch); without batching each runs alone; a
 // lone request does not wait for MaxWait.
 func TestBatching(t *testing.T) {
-	good := readPhoto(t, photos[0])
 	for _, tc := range []struct {
 		name string
 		o    Options
@@ -609,20 +630,7 @@ func TestBatching(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGate()
 			ts := startGated(t, tc.o, 1, g)
-			var wg sync.WaitGroup
-			send := func() {
-				defer wg.Done()
-				if code, v, _ := post(t, ts.url, "image/png", bytes.NewReader(good)); code != 200 {
-					t.Errorf("status %d, %v", code, v)
-				}
-			}
-			wg.Add(1)
-			go send()
-			waitFor(t, "the first pass", func() bool { return g.waiting.Load() == 1 })
-			for i := 0; i < 11; i++ {
-				wg.Add(1)
-				go send()
-			}
+			wg := sendDuringPass(t, ts, g, 11)
 			waitFor(t, "11 queued", func() bool { return ts.q.depth() == 11 })
 			g.release()
 			wg.Wait()
@@ -643,23 +651,9 @@ func TestBatching(t *testing.T) {
 // the images that arrive (instead of starting on the first) until the
 // running pass ends or its batch is full.
 func TestBatchWaitsForBusyPass(t *testing.T) {
-	good := readPhoto(t, photos[0])
 	g := newGate()
 	ts := startGated(t, Options{MaxBatch: 16}, 2, g)
-	var wg sync.WaitGroup
-	send := func() {
-		defer wg.Done()
-		if code, v, _ := post(t, ts.url, "image/png", bytes.NewReader(good)); code != 200 {
-			t.Errorf("status %d, %v", code, v)
-		}
-	}
-	wg.Add(1)
-	go send()
-	waitFor(t, "the first pass", func() bool { return g.waiting.Load() == 1 })
-	for i := 0; i < 11; i++ {
-		wg.Add(1)
-		go send()
-	}
+	wg := sendDuringPass(t, ts, g, 11)
 	waitFor(t, "11 more taken from the queue", func() bool {
 		return ts.active.Load() == 12 && ts.decoding.Load() == 0 && ts.q.depth() == 0
 	})
