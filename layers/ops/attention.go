@@ -155,6 +155,10 @@ func attnProbsDo[T float](op attnProbsOp, in []*tensor.Dense) (G.Value, error) {
 
 // attnProbsFwd writes softmax(Q·Kᵀ·scale) of every (b,h) pair into p.
 func attnProbsFwd[T float](qkv, p []T, b, n, d, heads int) {
+	if tiledAttention[T]() {
+		attnProbsTiled(any(qkv).([]float32), any(p).([]float32), b, n, d, heads)
+		return
+	}
 	dh, ld, nn := d/heads, 3*d, n*n
 	scale := T(1 / math.Sqrt(float64(dh)))
 	parallelFor(b*heads, nn*dh, func(lo, hi int) {
@@ -316,6 +320,10 @@ func attnApplyDo[T float](op attnApplyOp, in []*tensor.Dense) (G.Value, error) {
 
 // attnApplyFwd writes P[b,h]·V_bh into head h's columns of o (B,N,D).
 func attnApplyFwd[T float](p, qkv, o []T, b, n, d, heads int) {
+	if tiledAttention[T]() {
+		attnApplyTiled(any(p).([]float32), any(qkv).([]float32), any(o).([]float32), b, n, d, heads)
+		return
+	}
 	dh, ld, nn := d/heads, 3*d, n*n
 	parallelFor(b*heads, nn*dh, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -476,6 +484,10 @@ func attnGradDo[T float](op attnGrad, in []*tensor.Dense) (G.Value, error) {
 // attnBwd computes, per (b,h) pair, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)),
 // dQ = scale·dS·K, dK = scale·dSᵀ·Q and dV = Pᵀ·dO.
 func attnBwd[T float](qkv, p, do, dqkv []T, b, n, d, heads int) {
+	if tiledAttention[T]() {
+		attnBwdTiled(any(qkv).([]float32), any(p).([]float32), any(do).([]float32), any(dqkv).([]float32), b, n, d, heads)
+		return
+	}
 	dh, ld, nn := d/heads, 3*d, n*n
 	scale := T(1 / math.Sqrt(float64(dh)))
 	parallelFor(b*heads, 4*nn*dh, func(lo, hi int) {

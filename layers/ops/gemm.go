@@ -108,9 +108,14 @@ func parallelFor(n, costPer int, f func(lo, hi int)) {
 		f(0, n)
 		return
 	}
-	var wg sync.WaitGroup
 	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
+	if theTeam.run(n, chunk, f) {
+		return
+	}
+	// The team is busy (a loop inside a loop, or graphs running at once):
+	// one goroutine per chunk but the first, which runs on the caller.
+	var wg sync.WaitGroup
+	for lo := chunk; lo < n; lo += chunk {
 		hi := min(lo+chunk, n)
 		wg.Add(1)
 		go func(lo, hi int) {
@@ -118,6 +123,7 @@ func parallelFor(n, costPer int, f func(lo, hi int)) {
 			f(lo, hi)
 		}(lo, hi)
 	}
+	f(0, min(chunk, n))
 	wg.Wait()
 }
 

@@ -12,7 +12,8 @@ import (
 //     three cases of training: forward x·Wᵀ, input gradient dY·W, weight
 //     gradient dYᵀ·X (gemmPar);
 //   - attention: Q·Kᵀ of every (image, head) pair, one small product each
-//     on strided operands, as attnProbsFwd runs them (without the softmax):
+//     on strided operands into a goroutine's padded scratch, as
+//     attnProbsFwd runs them (without the softmax that follows):
 //     50×50×16 (the Fashion-MNIST recipe, batch 128, 4 heads), 197×197×64
 //     (ViT-B/16, batch 16, 12 heads).
 func BenchmarkProducts(b *testing.B) {
@@ -48,17 +49,17 @@ func BenchmarkProducts(b *testing.B) {
 			b.ReportMetric(2*float64(c.m*c.n*c.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 	}
-	for _, at := range []struct{ batch, tokens, heads, dh int }{{128, 50, 4, 16}, {16, 197, 12, 64}} {
-		b.Run(fmt.Sprintf("attention/%dx%dx%d", at.tokens, at.tokens, at.dh), func(b *testing.B) {
+	for _, at := range []struct{ batch, tokens, heads, dh int }{{128, 50, 4, 16}, {8, 50, 4, 16}, {16, 197, 12, 64}} {
+		b.Run(fmt.Sprintf("attention/%dx%dx%d/b%d", at.tokens, at.tokens, at.dh, at.batch), func(b *testing.B) {
 			d := at.heads * at.dh
 			qkv := fill(at.batch * at.tokens * 3 * d)
-			p := make([]float32, at.batch*at.heads*at.tokens*at.tokens)
-			nn, ld := at.tokens*at.tokens, 3*d
+			nn := at.tokens * at.tokens
+			pa := newPairAttn(at.tokens, d, at.heads)
 			for b.Loop() {
-				parallelFor(at.batch*at.heads, nn*at.dh, func(lo, hi int) {
+				eachPair(at.batch*at.heads, nn*at.dh, func(sc *attnScratch, lo, hi int) {
+					s, _ := pa.scratch(sc)
 					for i := lo; i < hi; i++ {
-						off := (i/at.heads)*at.tokens*ld + (i%at.heads)*at.dh
-						gemm(false, true, at.tokens, at.tokens, at.dh, 1, qkv[off:], ld, qkv[off+d:], ld, 0, p[i*nn:(i+1)*nn], at.tokens)
+						pa.scores(sc, s, qkv, i)
 					}
 				})
 			}

@@ -119,12 +119,12 @@ func BenchmarkKernel(b *testing.B) {
 		})
 	}
 	if useAsm {
-		run("asm", func() { kernelAsm(k, &a[0], &bp[0], &c[0], nr, 1, 1, nil) })
+		run("asm", func() { kernelAsm(k, &a[0], &bp[0], &c[0], nr, 1, 1, nil, 1) })
 	}
 	if useAVX512 {
 		bp2 := make([]float32, 2*k*nr)
 		c2 := make([]float32, mr*2*nr)
-		run("avx512", func() { kernel512(k, &a[0], &bp2[0], &c2[0], 2*nr, 1, 1, nil) })
+		run("avx512", func() { kernel512(k, &a[0], &bp2[0], &c2[0], 2*nr, 1, 1, nil, 1) })
 	}
 	run("go", func() { kernelGo(k, a, bp, c, nr, 1, 1) })
 }

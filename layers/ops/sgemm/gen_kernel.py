@@ -54,7 +54,7 @@ def zero_acc():
         w(f"\tVXORPS       {R}{i}, {R}{i}, {R}{i}")
 
 
-def epilogue(alpha, beta, bias):
+def epilogue(alpha, beta, bias, rows):
     w("epilogue:")
     w(f"\tVBROADCASTSS {alpha}, {R}14")
     for i in range(12):
@@ -83,8 +83,7 @@ def epilogue(alpha, beta, bias):
         w(f"\tVMOVUPS      {R}{2*i+1}, {VB}(DX)")
         if i < 5:
             w("\tADDQ         R8, DX")
-    w("\tVZEROUPPER")
-    w("\tRET")
+    w("\tJMP          next")
     w("")
     w("general:")
     w(f"\tVBROADCASTSS {beta}, {R}15")
@@ -95,6 +94,19 @@ def epilogue(alpha, beta, bias):
         w(f"\tVMOVUPS      {R}{2*i+1}, {VB}(DX)")
         if i < 5:
             w("\tADDQ         R8, DX")
+    w("")
+    w("next:")
+    w("\t// The next tile, if any: C six rows down (DX is at row 5), A's next")
+    w("\t// panel (packed: where SI stopped; rows: AX six rows down).")
+    w("\tDECQ         R13")
+    w("\tJZ           done")
+    w("\tADDQ         R8, DX")
+    if rows:
+        w("\tLEAQ         (R9)(R9*2), BX")
+        w("\tLEAQ         (AX)(BX*2), AX")
+    w("\tJMP          tile")
+    w("")
+    w("done:")
     w("\tVZEROUPPER")
     w("\tRET")
     w("")
@@ -117,6 +129,11 @@ if WIDE:
 //
 // SI = A, DI = packed B (k×16, then the next k×16), R12 = k·64 bytes,
 // DX = C, R8 = ldc in bytes, CX = k, BX = k/4.
+//
+// Each kernel computes tiles tiles one under the other (the same panels
+// of B, C six rows further down each time, A's next panel), to save a
+// call per tile on products with a short k: R13 = tiles left, R14 = B,
+// AX = the current tile's first row of A (kernel512Rows).
 """)
     names = ("kernel512", "kernel512Rows")
 else:
@@ -135,6 +152,11 @@ else:
 //
 // SI = A, DI = packed B (k×16), DX = C, R8 = ldc in bytes, CX = k,
 // BX = k/4.
+//
+// Each kernel computes tiles tiles one under the other (the same panel of
+// B, C six rows further down each time, A's next panel), to save a call
+// per tile on products with a short k: R13 = tiles left, R14 = B, AX = the
+// current tile's first row of A (kernelAsmRows).
 """)
     names = ("kernelAsm", "kernelAsmRows")
 
@@ -170,29 +192,42 @@ def kloop(addrs, a_adds):
 
 
 # Packed A: a[p*6+i].
-prologue(names[0], "(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)", 56)
-w("\tMOVQ         k+0(FP), CX")
+prologue(names[0], "(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, tiles int)", 64)
 w("\tMOVQ         a+8(FP), SI")
-w("\tMOVQ         b+16(FP), DI")
+w("\tMOVQ         b+16(FP), R14")
 w("\tMOVQ         c+24(FP), DX")
 w("\tMOVQ         ldc+32(FP), R8")
+w("\tMOVQ         tiles+56(FP), R13")
 w("\tSHLQ         $2, R8")
+w("\tTESTQ        R13, R13")
+w("\tJZ           done")
+w("")
+w("tile:")
+w("\tMOVQ         k+0(FP), CX")
+w("\tMOVQ         R14, DI")
 prefetch_c()
 zero_acc()
 kloop(lambda s: [f"{24*s+4*i}(SI)" for i in range(6)], lambda u: [f"\tADDQ         ${24*u}, SI"])
-epilogue("alpha+40(FP)", "beta+44(FP)", "bias+48(FP)")
+epilogue("alpha+40(FP)", "beta+44(FP)", "bias+48(FP)", False)
 
 # Row-major A read in place: a[i*lda+p]. Rows 0–2 are addressed from SI,
 # rows 3–5 from R10 = SI + 3·lda, with R9 = lda in bytes.
-prologue(names[1], "(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32)", 64)
-w("\tMOVQ         k+0(FP), CX")
-w("\tMOVQ         a+8(FP), SI")
+prologue(names[1], "(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32, tiles int)", 72)
+w("\tMOVQ         a+8(FP), AX")
 w("\tMOVQ         lda+16(FP), R9")
-w("\tMOVQ         b+24(FP), DI")
+w("\tMOVQ         b+24(FP), R14")
 w("\tMOVQ         c+32(FP), DX")
 w("\tMOVQ         ldc+40(FP), R8")
+w("\tMOVQ         tiles+64(FP), R13")
 w("\tSHLQ         $2, R8")
 w("\tSHLQ         $2, R9")
+w("\tTESTQ        R13, R13")
+w("\tJZ           done")
+w("")
+w("tile:")
+w("\tMOVQ         k+0(FP), CX")
+w("\tMOVQ         R14, DI")
+w("\tMOVQ         AX, SI")
 w("\tLEAQ         (SI)(R9*2), R10")
 w("\tADDQ         R9, R10")
 prefetch_c()
@@ -206,6 +241,6 @@ def rows_addrs(s):
 
 
 kloop(rows_addrs, lambda u: [f"\tADDQ         ${4*u}, SI", f"\tADDQ         ${4*u}, R10"])
-epilogue("alpha+48(FP)", "beta+52(FP)", "bias+56(FP)")
+epilogue("alpha+48(FP)", "beta+52(FP)", "bias+56(FP)", True)
 
 sys.stdout.write("\n".join(out) + ("\n" if WIDE else ""))

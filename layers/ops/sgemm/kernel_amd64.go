@@ -27,26 +27,29 @@ var useAVX512 = useAsm && cpu.X86.HasAVX512F && os.Getenv("VIT_CPU") != "avx2"
 // bias to 32 floats or nil.
 //
 //go:noescape
-func kernel512(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+func kernel512(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, tiles int)
 
 // kernel512Rows is kernelAsmRows for a 6×32 tile, b as for kernel512.
 //
 //go:noescape
-func kernel512Rows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+func kernel512Rows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32, tiles int)
 
 // kernelAsm is the AVX2/FMA micro-kernel (kernel_amd64.s): it computes the
 // 6×16 tile c[i*ldc+j] = alpha·Σ_p a[p*6+i]·b[p*16+j] + bias[j] + beta·c[i*ldc+j]
 // from packed panels a (k×6) and b (k×16), not reading c when beta == 0;
-// bias may be nil (no bias) or point to 16 floats.
+// bias may be nil (no bias) or point to 16 floats. It computes tiles such
+// tiles one under the other: the next from the next panel of a (6·k floats
+// on) into c six rows down, with the same b.
 //
 //go:noescape
-func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, tiles int)
 
 // kernelAsmRows is kernelAsm with A read in place from a row-major matrix:
-// element (i, p) of the 6×k panel is a[i*lda+p].
+// element (i, p) of the 6×k panel is a[i*lda+p]; the next tile's panel is
+// six rows of a down.
 //
 //go:noescape
-func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32)
+func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32, tiles int)
 
 // copyRows16 copies rows×16 floats: dst[r*16+j] = src[r*lds+j].
 //

@@ -13,15 +13,26 @@
 //
 // SI = A, DI = packed B (k×16), DX = C, R8 = ldc in bytes, CX = k,
 // BX = k/4.
+//
+// Each kernel computes tiles tiles one under the other (the same panel of
+// B, C six rows further down each time, A's next panel), to save a call
+// per tile on products with a short k: R13 = tiles left, R14 = B, AX = the
+// current tile's first row of A (kernelAsmRows).
 
-// func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32)
-TEXT ·kernelAsm(SB), NOSPLIT, $0-56
-	MOVQ         k+0(FP), CX
+// func kernelAsm(k int, a, b, c *float32, ldc int, alpha, beta float32, bias *float32, tiles int)
+TEXT ·kernelAsm(SB), NOSPLIT, $0-64
 	MOVQ         a+8(FP), SI
-	MOVQ         b+16(FP), DI
+	MOVQ         b+16(FP), R14
 	MOVQ         c+24(FP), DX
 	MOVQ         ldc+32(FP), R8
+	MOVQ         tiles+56(FP), R13
 	SHLQ         $2, R8
+	TESTQ        R13, R13
+	JZ           done
+
+tile:
+	MOVQ         k+0(FP), CX
+	MOVQ         R14, DI
 	// Start fetching the C tile; it is needed only at the end.
 	MOVQ       DX, R11
 	PREFETCHT0 (R11)
@@ -232,8 +243,7 @@ nobias:
 	ADDQ         R8, DX
 	VMOVUPS      Y10, (DX)
 	VMOVUPS      Y11, 32(DX)
-	VZEROUPPER
-	RET
+	JMP          next
 
 general:
 	VBROADCASTSS beta+44(FP), Y15
@@ -266,19 +276,36 @@ general:
 	VFMADD231PS  32(DX), Y15, Y11
 	VMOVUPS      Y10, (DX)
 	VMOVUPS      Y11, 32(DX)
+
+next:
+	// The next tile, if any: C six rows down (DX is at row 5), A's next
+	// panel (packed: where SI stopped; rows: AX six rows down).
+	DECQ         R13
+	JZ           done
+	ADDQ         R8, DX
+	JMP          tile
+
+done:
 	VZEROUPPER
 	RET
 
-// func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32)
-TEXT ·kernelAsmRows(SB), NOSPLIT, $0-64
-	MOVQ         k+0(FP), CX
-	MOVQ         a+8(FP), SI
+// func kernelAsmRows(k int, a *float32, lda int, b, c *float32, ldc int, alpha, beta float32, bias *float32, tiles int)
+TEXT ·kernelAsmRows(SB), NOSPLIT, $0-72
+	MOVQ         a+8(FP), AX
 	MOVQ         lda+16(FP), R9
-	MOVQ         b+24(FP), DI
+	MOVQ         b+24(FP), R14
 	MOVQ         c+32(FP), DX
 	MOVQ         ldc+40(FP), R8
+	MOVQ         tiles+64(FP), R13
 	SHLQ         $2, R8
 	SHLQ         $2, R9
+	TESTQ        R13, R13
+	JZ           done
+
+tile:
+	MOVQ         k+0(FP), CX
+	MOVQ         R14, DI
+	MOVQ         AX, SI
 	LEAQ         (SI)(R9*2), R10
 	ADDQ         R9, R10
 	// Start fetching the C tile; it is needed only at the end.
@@ -493,8 +520,7 @@ nobias:
 	ADDQ         R8, DX
 	VMOVUPS      Y10, (DX)
 	VMOVUPS      Y11, 32(DX)
-	VZEROUPPER
-	RET
+	JMP          next
 
 general:
 	VBROADCASTSS beta+52(FP), Y15
@@ -527,5 +553,17 @@ general:
 	VFMADD231PS  32(DX), Y15, Y11
 	VMOVUPS      Y10, (DX)
 	VMOVUPS      Y11, 32(DX)
+
+next:
+	// The next tile, if any: C six rows down (DX is at row 5), A's next
+	// panel (packed: where SI stopped; rows: AX six rows down).
+	DECQ         R13
+	JZ           done
+	ADDQ         R8, DX
+	LEAQ         (R9)(R9*2), BX
+	LEAQ         (AX)(BX*2), AX
+	JMP          tile
+
+done:
 	VZEROUPPER
 	RET

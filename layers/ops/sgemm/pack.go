@@ -145,7 +145,10 @@ func packB(asm bool, dst, b []float32, ldb int, tB bool, p0, kc, j0, nc int) {
 			}
 		default:
 			// op(B) = Bᵀ: column j of op(B) is row j of B, contiguous in p.
-			// Transpose four rows at a time.
+			// Transpose four rows at a time, into a zeroed partial panel.
+			if cols < nr {
+				clear(d)
+			}
 			jj := 0
 			for ; jj+4 <= cols; jj += 4 {
 				base := (j+jj)*ldb + p0
@@ -166,11 +169,6 @@ func packB(asm bool, dst, b []float32, ldb int, tB bool, p0, kc, j0, nc int) {
 				row = row[:kc]
 				for p, v := range row {
 					d[p*nr+jj] = v
-				}
-			}
-			if cols < nr {
-				for p := 0; p < kc; p++ {
-					clear(d[p*nr+cols : p*nr+nr])
 				}
 			}
 		}

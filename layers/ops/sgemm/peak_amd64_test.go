@@ -106,9 +106,9 @@ func TestKernel512(t *testing.T) {
 				want[i] = float32(i % 5)
 				got[i] = want[i]
 			}
-			kernelAsm(k, &a[0], &b[0], &want[0], ldc, 1.25, beta, &bias[0])
-			kernelAsm(k, &a[0], &b[16*k], &want[16], ldc, 1.25, beta, &bias[16])
-			kernel512(k, &a[0], &b[0], &got[0], ldc, 1.25, beta, &bias[0])
+			kernelAsm(k, &a[0], &b[0], &want[0], ldc, 1.25, beta, &bias[0], 1)
+			kernelAsm(k, &a[0], &b[16*k], &want[16], ldc, 1.25, beta, &bias[16], 1)
+			kernel512(k, &a[0], &b[0], &got[0], ldc, 1.25, beta, &bias[0], 1)
 			for i := range want {
 				if got[i] != want[i] {
 					t.Fatalf("k=%d beta=%v: element %d is %v, AVX2 %v", k, beta, i, got[i], want[i])
@@ -125,7 +125,7 @@ func TestKernel512(t *testing.T) {
 			for i := range got2 {
 				got2[i] = float32(i % 5)
 			}
-			kernel512Rows(k, &rows[0], k, &b[0], &got2[0], ldc, 1.25, beta, &bias[0])
+			kernel512Rows(k, &rows[0], k, &b[0], &got2[0], ldc, 1.25, beta, &bias[0], 1)
 			for i := range want {
 				if got2[i] != want[i] {
 					t.Fatalf("k=%d beta=%v in place: element %d is %v, AVX2 %v", k, beta, i, got2[i], want[i])

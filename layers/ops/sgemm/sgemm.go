@@ -254,52 +254,56 @@ func sgemm(asm, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b
 						// Rows ic+ir … ic+ir+5 of A, from column pc.
 						o := (ic+ir)*lda + pc
 						ap := a[o : o+(mr-1)*lda+kcur]
-						kernelAsmRows(kcur, &ap[0], lda, &bp[0], &cTile[0], ldt, alpha, betaT, bt)
+						kernelAsmRows(kcur, &ap[0], lda, &bp[0], &cTile[0], ldt, alpha, betaT, bt, 1)
 					case inPlace:
 						ap := packedA[:kcur*mr]
-						kernelAsmRows(kcur, &ap[0], kcur, &bp[0], &cTile[0], ldt, alpha, betaT, bt)
+						kernelAsmRows(kcur, &ap[0], kcur, &bp[0], &cTile[0], ldt, alpha, betaT, bt, 1)
 					default:
 						ap := packedA[ir*kcur : ir*kcur+kcur*mr]
-						kernelAsm(kcur, &ap[0], &bp[0], &cTile[0], ldt, alpha, betaT, bt)
+						kernelAsm(kcur, &ap[0], &bp[0], &cTile[0], ldt, alpha, betaT, bt, 1)
 					}
 					if rows < mr || cols < nr {
 						// Partial tile: computed into tmp, merged into C.
 						mergeTile(tmp, rows, cols, bet, c[co:], ldc)
 					}
 				}
+				full := mcur / mr // whole 6-row tiles of the block
 				for jr := 0; jr < ncur; {
-					if !wide || ncur-jr < 2*nr {
-						for ir := 0; ir < mcur; ir += mr {
-							tile(jr, ir)
-						}
-						jr += nr
-						continue
+					width := nr
+					if wide && ncur-jr >= 2*nr {
+						width = 2 * nr // two whole panels: 6×32 AVX-512 tiles, the bits of two 6×16
 					}
-					// Two whole panels: 6×32 tiles with the AVX-512 kernels
-					// (the same bits as two 6×16 tiles).
-					bp := packedB[jr*kcur : jr*kcur+2*kcur*nr]
-					var bt *float32
-					if biasK != nil {
-						bt = &biasK[jc+jr]
-					}
-					for ir := 0; ir < mcur; ir += mr {
-						if mcur-ir < mr {
-							tile(jr, ir)
-							tile(jr+nr, ir)
-							continue
+					ir := 0
+					if asm && full > 0 && ncur-jr >= width {
+						// The whole tiles down this panel (or two) in one call.
+						kern, kernRows := kernelAsm, kernelAsmRows
+						if width > nr {
+							kern, kernRows = kernel512, kernel512Rows
 						}
-						co := (ic+ir)*ldc + jc + jr
-						cTile := c[co : co+(mr-1)*ldc+2*nr]
+						bp := packedB[jr*kcur : jr*kcur+width*kcur]
+						var bt *float32
+						if biasK != nil {
+							bt = &biasK[jc+jr]
+						}
+						co := ic*ldc + jc + jr
+						cT := c[co : co+(full*mr-1)*ldc+width]
 						if inPlace {
-							o := (ic+ir)*lda + pc
-							ap := a[o : o+(mr-1)*lda+kcur]
-							kernel512Rows(kcur, &ap[0], lda, &bp[0], &cTile[0], ldc, alpha, bet, bt)
+							o := ic*lda + pc
+							ap := a[o : o+(full*mr-1)*lda+kcur]
+							kernRows(kcur, &ap[0], lda, &bp[0], &cT[0], ldc, alpha, bet, bt, full)
 						} else {
-							ap := packedA[ir*kcur : ir*kcur+kcur*mr]
-							kernel512(kcur, &ap[0], &bp[0], &cTile[0], ldc, alpha, bet, bt)
+							ap := packedA[:full*mr*kcur]
+							kern(kcur, &ap[0], &bp[0], &cT[0], ldc, alpha, bet, bt, full)
+						}
+						ir = full * mr
+					}
+					for ; ir < mcur; ir += mr {
+						tile(jr, ir)
+						if width > nr {
+							tile(jr+nr, ir)
 						}
 					}
-					jr += 2 * nr
+					jr += width
 				}
 			}
 		}

@@ -119,12 +119,12 @@ def allreduce(reg, op):
     emit(f"\tVPERMILPS $0xb1, {reg}, Y0")
     emit(f"\t{op} Y0, {reg}, {reg}")
 
-def tail_mask(reg):
-    # BX = remaining count r in 1..7; reg = masktab[8-r:]
-    emit("\tMOVQ $8, AX")
-    emit("\tSUBQ BX, AX")
-    emit("\tLEAQ masktab<>(SB), R9")
-    emit(f"\tVMOVUPS (R9)(AX*4), {reg}")
+def tail_mask(reg, t1="AX", t2="R9"):
+    # BX = remaining count r in 1..7; reg = masktab[8-r:]; t1, t2 scratch
+    emit(f"\tMOVQ $8, {t1}")
+    emit(f"\tSUBQ BX, {t1}")
+    emit(f"\tLEAQ masktab<>(SB), {t2}")
+    emit(f"\tVMOVUPS ({t2})({t1}*4), {reg}")
 
 def exp_shift_sum():
     emit("// func expShiftSum(dst, src *float32, n int, m float32) float32")
@@ -393,14 +393,22 @@ def acc_xhat_dy():
           ("m+32(FP)", "Y14"), ("s+36(FP)", "Y13")], ["DI", "SI", "DX"], lambda: None, body, lambda: None)
 
 def softmax_rows():
-    """func softmaxRows(x *float32, rows, n int): each row of n floats in
-    place: max (masked tail lanes count as −Inf), e^(x−max) with its sum,
-    then scaling by 1/sum. R12 = row pointer, R13 = rows left."""
-    emit("// func softmaxRows(x *float32, rows, n int)")
-    emit("TEXT ·softmaxRows(SB), NOSPLIT, $0-24")
-    emit("\tMOVQ x+0(FP), R12")
-    emit("\tMOVQ rows+8(FP), R13")
-    emit("\tMOVQ n+16(FP), R14")
+    """func softmaxRows(dst, src *float32, rows, n, ldd, lds int): each row
+    of n floats of src (rows lds floats apart) into the row of dst (ldd
+    apart; dst may be src): max (masked tail lanes count as −Inf),
+    e^(x−max) with its sum, then scaling by 1/sum. R12 = source row,
+    R9 = destination row, R10 = lds and R11 = ldd in bytes, R13 = rows
+    left."""
+    emit("// func softmaxRows(dst, src *float32, rows, n, ldd, lds int)")
+    emit("TEXT ·softmaxRows(SB), NOSPLIT, $0-48")
+    emit("\tMOVQ dst+0(FP), R9")
+    emit("\tMOVQ src+8(FP), R12")
+    emit("\tMOVQ rows+16(FP), R13")
+    emit("\tMOVQ n+24(FP), R14")
+    emit("\tMOVQ ldd+32(FP), R11")
+    emit("\tMOVQ lds+40(FP), R10")
+    emit("\tSHLQ $2, R11")
+    emit("\tSHLQ $2, R10")
     load_consts()
     emit("\tTESTQ R13, R13")
     emit("\tJZ sm_done")
@@ -410,7 +418,7 @@ def softmax_rows():
     emit("\tMOVQ R14, BX")
     emit("\tANDQ $7, BX")
     emit("\tJZ sm_nomask")
-    tail_mask("Y8")
+    tail_mask("Y8", "CX", "SI")
     emit("sm_nomask:")
     emit("sm_row:")
     # pass 1: max
@@ -434,9 +442,10 @@ def softmax_rows():
     emit("sm_max_done:")
     # horizontal max → broadcast in Y11
     allreduce("Y11", "VMAXPS")
-    # pass 2: e^(x−max), sum in Y10
+    # pass 2: e^(x−max) into dst, sum in Y10
     emit("\tVXORPS Y10, Y10, Y10")
     emit("\tMOVQ R12, SI")
+    emit("\tMOVQ R9, DI")
     emit("\tMOVQ R14, CX")
     emit("\tSHRQ $3, CX")
     emit("\tJZ sm_exp_tail")
@@ -444,9 +453,10 @@ def softmax_rows():
     emit("\tVMOVUPS (SI), Y0")
     emit("\tVSUBPS Y11, Y0, Y0")
     exp("Y0", "Y1", "Y2", "Y3")
-    emit("\tVMOVUPS Y0, (SI)")
+    emit("\tVMOVUPS Y0, (DI)")
     emit("\tVADDPS Y0, Y10, Y10")
     emit("\tADDQ $32, SI")
+    emit("\tADDQ $32, DI")
     emit("\tDECQ CX")
     emit("\tJNZ sm_exp_loop")
     emit("sm_exp_tail:")
@@ -455,32 +465,33 @@ def softmax_rows():
     emit("\tVMASKMOVPS (SI), Y8, Y0")
     emit("\tVSUBPS Y11, Y0, Y0")
     exp("Y0", "Y1", "Y2", "Y3")
-    emit("\tVMASKMOVPS Y0, Y8, (SI)")
+    emit("\tVMASKMOVPS Y0, Y8, (DI)")
     emit("\tVANDPS Y8, Y0, Y0")
     emit("\tVADDPS Y0, Y10, Y10")
     emit("sm_exp_done:")
     # horizontal sum → 1/sum broadcast in Y9
     allreduce("Y10", "VADDPS")
     emit("\tVDIVPS Y10, Y12, Y9")
-    # pass 3: scale
-    emit("\tMOVQ R12, SI")
+    # pass 3: scale dst
+    emit("\tMOVQ R9, DI")
     emit("\tMOVQ R14, CX")
     emit("\tSHRQ $3, CX")
     emit("\tJZ sm_scale_tail")
     emit("sm_scale_loop:")
-    emit("\tVMULPS (SI), Y9, Y0")
-    emit("\tVMOVUPS Y0, (SI)")
-    emit("\tADDQ $32, SI")
+    emit("\tVMULPS (DI), Y9, Y0")
+    emit("\tVMOVUPS Y0, (DI)")
+    emit("\tADDQ $32, DI")
     emit("\tDECQ CX")
     emit("\tJNZ sm_scale_loop")
     emit("sm_scale_tail:")
     emit("\tTESTQ BX, BX")
     emit("\tJZ sm_next")
-    emit("\tVMASKMOVPS (SI), Y8, Y0")
+    emit("\tVMASKMOVPS (DI), Y8, Y0")
     emit("\tVMULPS Y0, Y9, Y0")
-    emit("\tVMASKMOVPS Y0, Y8, (SI)")
+    emit("\tVMASKMOVPS Y0, Y8, (DI)")
     emit("sm_next:")
-    emit("\tLEAQ (R12)(R14*4), R12")
+    emit("\tADDQ R10, R12")
+    emit("\tADDQ R11, R9")
     emit("\tDECQ R13")
     emit("\tJNZ sm_row")
     emit("sm_done:")
@@ -489,15 +500,24 @@ def softmax_rows():
     emit()
 
 def softmax_bwd_rows():
-    """func softmaxBwdRows(ds, p, grad *float32, rows, n int): per row of n,
-    ds = p·(g − Σ p·g). DI = ds, SI = p, DX = g (all advance row by row)."""
-    emit("// func softmaxBwdRows(ds, p, grad *float32, rows, n int)")
-    emit("TEXT ·softmaxBwdRows(SB), NOSPLIT, $0-40")
+    """func softmaxBwdRows(ds, p, grad *float32, rows, n, ldds, ldp, ldg int):
+    per row of n, ds = p·(g − Σ p·g), the three matrices' rows ldds, ldp
+    and ldg floats apart (ds may be grad, with the same stride). Row
+    starts: DI = ds, SI = p, DX = g; strides in bytes: AX, R8, R12;
+    cursors R9 (ds), R10 (p), R11 (g)."""
+    emit("// func softmaxBwdRows(ds, p, grad *float32, rows, n, ldds, ldp, ldg int)")
+    emit("TEXT ·softmaxBwdRows(SB), NOSPLIT, $0-64")
     emit("\tMOVQ ds+0(FP), DI")
     emit("\tMOVQ p+8(FP), SI")
     emit("\tMOVQ grad+16(FP), DX")
     emit("\tMOVQ rows+24(FP), R13")
     emit("\tMOVQ n+32(FP), R14")
+    emit("\tMOVQ ldds+40(FP), AX")
+    emit("\tMOVQ ldp+48(FP), R8")
+    emit("\tMOVQ ldg+56(FP), R12")
+    emit("\tSHLQ $2, AX")
+    emit("\tSHLQ $2, R8")
+    emit("\tSHLQ $2, R12")
     emit("\tTESTQ R13, R13")
     emit("\tJZ sb_done")
     emit("\tTESTQ R14, R14")
@@ -505,7 +525,7 @@ def softmax_bwd_rows():
     emit("\tMOVQ R14, BX")
     emit("\tANDQ $7, BX")
     emit("\tJZ sb_row")
-    tail_mask("Y8")
+    tail_mask("Y8", "CX", "R9")
     emit("sb_row:")
     emit("\tVXORPS Y10, Y10, Y10")
     emit("\tMOVQ SI, R10")
@@ -528,31 +548,34 @@ def softmax_bwd_rows():
     emit("\tVFMADD231PS Y1, Y0, Y10")
     emit("sb_dot_done:")
     allreduce("Y10", "VADDPS")
+    emit("\tMOVQ DI, R9")
+    emit("\tMOVQ SI, R10")
+    emit("\tMOVQ DX, R11")
     emit("\tMOVQ R14, CX")
     emit("\tSHRQ $3, CX")
     emit("\tJZ sb_out_tail")
     emit("sb_out_loop:")
-    emit("\tVMOVUPS (DX), Y1")
+    emit("\tVMOVUPS (R11), Y1")
     emit("\tVSUBPS Y10, Y1, Y1")
-    emit("\tVMULPS (SI), Y1, Y1")
-    emit("\tVMOVUPS Y1, (DI)")
-    emit("\tADDQ $32, SI")
-    emit("\tADDQ $32, DX")
-    emit("\tADDQ $32, DI")
+    emit("\tVMULPS (R10), Y1, Y1")
+    emit("\tVMOVUPS Y1, (R9)")
+    emit("\tADDQ $32, R10")
+    emit("\tADDQ $32, R11")
+    emit("\tADDQ $32, R9")
     emit("\tDECQ CX")
     emit("\tJNZ sb_out_loop")
     emit("sb_out_tail:")
     emit("\tTESTQ BX, BX")
     emit("\tJZ sb_next")
-    emit("\tVMASKMOVPS (SI), Y8, Y0")
-    emit("\tVMASKMOVPS (DX), Y8, Y1")
+    emit("\tVMASKMOVPS (R10), Y8, Y0")
+    emit("\tVMASKMOVPS (R11), Y8, Y1")
     emit("\tVSUBPS Y10, Y1, Y1")
     emit("\tVMULPS Y0, Y1, Y1")
-    emit("\tVMASKMOVPS Y1, Y8, (DI)")
-    emit("\tLEAQ (SI)(BX*4), SI")
-    emit("\tLEAQ (DX)(BX*4), DX")
-    emit("\tLEAQ (DI)(BX*4), DI")
+    emit("\tVMASKMOVPS Y1, Y8, (R9)")
     emit("sb_next:")
+    emit("\tADDQ AX, DI")
+    emit("\tADDQ R8, SI")
+    emit("\tADDQ R12, DX")
     emit("\tDECQ R13")
     emit("\tJNZ sb_row")
     emit("sb_done:")

@@ -61,25 +61,45 @@ func SoftmaxRows(x []float32, n int) {
 	if len(x)%n != 0 {
 		panic("vec: SoftmaxRows: length is not a multiple of the row length")
 	}
-	if useAsm {
-		softmaxRows(&x[0], len(x)/n, n)
+	SoftmaxRowsTo(x, n, x, n, len(x)/n, n)
+}
+
+// SoftmaxRowsTo writes the softmax of each of the rows rows of n values of
+// src (row r at src[r*lds:]) into dst (row r at dst[r*ldd:]), with the
+// same arithmetic as SoftmaxRows. dst may be src with the same stride.
+func SoftmaxRowsTo(dst []float32, ldd int, src []float32, lds int, rows, n int) {
+	if rows <= 0 || n <= 0 {
 		return
 	}
-	for r := 0; r < len(x); r += n {
-		softmaxGo(x[r : r+n])
+	checkRows("SoftmaxRowsTo", dst, ldd, rows, n)
+	checkRows("SoftmaxRowsTo", src, lds, rows, n)
+	if useAsm {
+		softmaxRows(&dst[0], &src[0], rows, n, ldd, lds)
+		return
+	}
+	for r := 0; r < rows; r++ {
+		softmaxGo(dst[r*ldd:r*ldd+n], src[r*lds:r*lds+n])
 	}
 }
 
-func softmaxGo(x []float32) {
-	m := x[0]
-	for _, v := range x[1:] {
+// checkRows panics unless x holds rows rows of n values, ld apart.
+func checkRows(name string, x []float32, ld, rows, n int) {
+	if ld < n || len(x) < (rows-1)*ld+n {
+		panic("vec: " + name + ": a matrix is too short for its rows")
+	}
+}
+
+// softmaxGo writes softmax(src) into dst (which may be src).
+func softmaxGo(dst, src []float32) {
+	m := src[0]
+	for _, v := range src[1:] {
 		if v > m {
 			m = v
 		}
 	}
-	inv := 1 / expShifted(x, x, m)
-	for i := range x {
-		x[i] *= inv
+	inv := 1 / expShifted(dst, src, m)
+	for i := range dst {
+		dst[i] *= inv
 	}
 }
 
@@ -184,18 +204,31 @@ func SoftmaxBackwardRows(ds, p, g []float32, n int) {
 	if len(p)%n != 0 || len(g) < len(p) || len(ds) < len(p) {
 		panic("vec: SoftmaxBackwardRows: bad lengths")
 	}
-	if useAsm {
-		softmaxBwdRows(&ds[0], &p[0], &g[0], len(p)/n, n)
+	SoftmaxBackwardRowsStrided(ds, n, p, n, g, n, len(p)/n, n)
+}
+
+// SoftmaxBackwardRowsStrided is SoftmaxBackwardRows on rows rows of n
+// values whose rows are ldds, ldp and ldg floats apart in ds, p and g. ds
+// may be g with the same stride.
+func SoftmaxBackwardRowsStrided(ds []float32, ldds int, p []float32, ldp int, g []float32, ldg int, rows, n int) {
+	if rows <= 0 || n <= 0 {
 		return
 	}
-	for r := 0; r < len(p); r += n {
-		pr, gr := p[r:r+n], g[r:r+n]
+	checkRows("SoftmaxBackwardRows", ds, ldds, rows, n)
+	checkRows("SoftmaxBackwardRows", p, ldp, rows, n)
+	checkRows("SoftmaxBackwardRows", g, ldg, rows, n)
+	if useAsm {
+		softmaxBwdRows(&ds[0], &p[0], &g[0], rows, n, ldds, ldp, ldg)
+		return
+	}
+	for r := 0; r < rows; r++ {
+		pr, gr, dr := p[r*ldp:r*ldp+n], g[r*ldg:r*ldg+n], ds[r*ldds:r*ldds+n]
 		var dot float32
 		for j, v := range pr {
 			dot += v * gr[j]
 		}
 		for j, v := range pr {
-			ds[r+j] = v * (gr[j] - dot)
+			dr[j] = v * (gr[j] - dot)
 		}
 	}
 }

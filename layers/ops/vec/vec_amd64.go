@@ -38,10 +38,10 @@ func lnBwdOut(dx, x, dy, gamma *float32, n int, m, c1, c2, c3 float32)
 func accXhatDy(acc, x, dy *float32, n int, m, s float32)
 
 //go:noescape
-func softmaxRows(x *float32, rows, n int)
+func softmaxRows(dst, src *float32, rows, n, ldd, lds int)
 
 //go:noescape
-func softmaxBwdRows(ds, p, grad *float32, rows, n int)
+func softmaxBwdRows(ds, p, grad *float32, rows, n, ldds, ldp, ldg int)
 
 //go:noescape
 func addTo(acc, x *float32, n int)

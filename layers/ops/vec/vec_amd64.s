@@ -226,13 +226,19 @@ DATA masktab<>+56(SB)/4, $0x00000000
 DATA masktab<>+60(SB)/4, $0x00000000
 GLOBL masktab<>(SB), RODATA|NOPTR, $64
 
-// func softmaxBwdRows(ds, p, grad *float32, rows, n int)
-TEXT ·softmaxBwdRows(SB), NOSPLIT, $0-40
+// func softmaxBwdRows(ds, p, grad *float32, rows, n, ldds, ldp, ldg int)
+TEXT ·softmaxBwdRows(SB), NOSPLIT, $0-64
 	MOVQ ds+0(FP), DI
 	MOVQ p+8(FP), SI
 	MOVQ grad+16(FP), DX
 	MOVQ rows+24(FP), R13
 	MOVQ n+32(FP), R14
+	MOVQ ldds+40(FP), AX
+	MOVQ ldp+48(FP), R8
+	MOVQ ldg+56(FP), R12
+	SHLQ $2, AX
+	SHLQ $2, R8
+	SHLQ $2, R12
 	TESTQ R13, R13
 	JZ sb_done
 	TESTQ R14, R14
@@ -240,10 +246,10 @@ TEXT ·softmaxBwdRows(SB), NOSPLIT, $0-40
 	MOVQ R14, BX
 	ANDQ $7, BX
 	JZ sb_row
-	MOVQ $8, AX
-	SUBQ BX, AX
+	MOVQ $8, CX
+	SUBQ BX, CX
 	LEAQ masktab<>(SB), R9
-	VMOVUPS (R9)(AX*4), Y8
+	VMOVUPS (R9)(CX*4), Y8
 sb_row:
 	VXORPS Y10, Y10, Y10
 	MOVQ SI, R10
@@ -271,31 +277,34 @@ sb_dot_done:
 	VADDPS Y0, Y10, Y10
 	VPERMILPS $0xb1, Y10, Y0
 	VADDPS Y0, Y10, Y10
+	MOVQ DI, R9
+	MOVQ SI, R10
+	MOVQ DX, R11
 	MOVQ R14, CX
 	SHRQ $3, CX
 	JZ sb_out_tail
 sb_out_loop:
-	VMOVUPS (DX), Y1
+	VMOVUPS (R11), Y1
 	VSUBPS Y10, Y1, Y1
-	VMULPS (SI), Y1, Y1
-	VMOVUPS Y1, (DI)
-	ADDQ $32, SI
-	ADDQ $32, DX
-	ADDQ $32, DI
+	VMULPS (R10), Y1, Y1
+	VMOVUPS Y1, (R9)
+	ADDQ $32, R10
+	ADDQ $32, R11
+	ADDQ $32, R9
 	DECQ CX
 	JNZ sb_out_loop
 sb_out_tail:
 	TESTQ BX, BX
 	JZ sb_next
-	VMASKMOVPS (SI), Y8, Y0
-	VMASKMOVPS (DX), Y8, Y1
+	VMASKMOVPS (R10), Y8, Y0
+	VMASKMOVPS (R11), Y8, Y1
 	VSUBPS Y10, Y1, Y1
 	VMULPS Y0, Y1, Y1
-	VMASKMOVPS Y1, Y8, (DI)
-	LEAQ (SI)(BX*4), SI
-	LEAQ (DX)(BX*4), DX
-	LEAQ (DI)(BX*4), DI
+	VMASKMOVPS Y1, Y8, (R9)
 sb_next:
+	ADDQ AX, DI
+	ADDQ R8, SI
+	ADDQ R12, DX
 	DECQ R13
 	JNZ sb_row
 sb_done:
@@ -370,11 +379,16 @@ add3_done:
 	VZEROUPPER
 	RET
 
-// func softmaxRows(x *float32, rows, n int)
-TEXT ·softmaxRows(SB), NOSPLIT, $0-24
-	MOVQ x+0(FP), R12
-	MOVQ rows+8(FP), R13
-	MOVQ n+16(FP), R14
+// func softmaxRows(dst, src *float32, rows, n, ldd, lds int)
+TEXT ·softmaxRows(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), R9
+	MOVQ src+8(FP), R12
+	MOVQ rows+16(FP), R13
+	MOVQ n+24(FP), R14
+	MOVQ ldd+32(FP), R11
+	MOVQ lds+40(FP), R10
+	SHLQ $2, R11
+	SHLQ $2, R10
 	VMOVUPS vecconst<>+640(SB), Y15
 	VMOVUPS vecconst<>+672(SB), Y14
 	VMOVUPS vecconst<>+704(SB), Y13
@@ -386,10 +400,10 @@ TEXT ·softmaxRows(SB), NOSPLIT, $0-24
 	MOVQ R14, BX
 	ANDQ $7, BX
 	JZ sm_nomask
-	MOVQ $8, AX
-	SUBQ BX, AX
-	LEAQ masktab<>(SB), R9
-	VMOVUPS (R9)(AX*4), Y8
+	MOVQ $8, CX
+	SUBQ BX, CX
+	LEAQ masktab<>(SB), SI
+	VMOVUPS (SI)(CX*4), Y8
 sm_nomask:
 sm_row:
 	VMOVUPS vecconst<>+768(SB), Y11
@@ -418,6 +432,7 @@ sm_max_done:
 	VMAXPS Y0, Y11, Y11
 	VXORPS Y10, Y10, Y10
 	MOVQ R12, SI
+	MOVQ R9, DI
 	MOVQ R14, CX
 	SHRQ $3, CX
 	JZ sm_exp_tail
@@ -443,9 +458,10 @@ sm_exp_loop:
 	VPADDD vecconst<>+256(SB), Y1, Y1
 	VPSLLD $23, Y1, Y1
 	VMULPS Y1, Y2, Y0
-	VMOVUPS Y0, (SI)
+	VMOVUPS Y0, (DI)
 	VADDPS Y0, Y10, Y10
 	ADDQ $32, SI
+	ADDQ $32, DI
 	DECQ CX
 	JNZ sm_exp_loop
 sm_exp_tail:
@@ -472,7 +488,7 @@ sm_exp_tail:
 	VPADDD vecconst<>+256(SB), Y1, Y1
 	VPSLLD $23, Y1, Y1
 	VMULPS Y1, Y2, Y0
-	VMASKMOVPS Y0, Y8, (SI)
+	VMASKMOVPS Y0, Y8, (DI)
 	VANDPS Y8, Y0, Y0
 	VADDPS Y0, Y10, Y10
 sm_exp_done:
@@ -483,24 +499,25 @@ sm_exp_done:
 	VPERMILPS $0xb1, Y10, Y0
 	VADDPS Y0, Y10, Y10
 	VDIVPS Y10, Y12, Y9
-	MOVQ R12, SI
+	MOVQ R9, DI
 	MOVQ R14, CX
 	SHRQ $3, CX
 	JZ sm_scale_tail
 sm_scale_loop:
-	VMULPS (SI), Y9, Y0
-	VMOVUPS Y0, (SI)
-	ADDQ $32, SI
+	VMULPS (DI), Y9, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, DI
 	DECQ CX
 	JNZ sm_scale_loop
 sm_scale_tail:
 	TESTQ BX, BX
 	JZ sm_next
-	VMASKMOVPS (SI), Y8, Y0
+	VMASKMOVPS (DI), Y8, Y0
 	VMULPS Y0, Y9, Y0
-	VMASKMOVPS Y0, Y8, (SI)
+	VMASKMOVPS Y0, Y8, (DI)
 sm_next:
-	LEAQ (R12)(R14*4), R12
+	ADDQ R10, R12
+	ADDQ R11, R9
 	DECQ R13
 	JNZ sm_row
 sm_done:

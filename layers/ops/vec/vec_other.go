@@ -26,9 +26,11 @@ func lnBwdOut(dx, x, dy, gamma *float32, n int, m, c1, c2, c3 float32) {
 
 func accXhatDy(acc, x, dy *float32, n int, m, s float32) { panic("vec: no assembly kernel") }
 
-func softmaxRows(x *float32, rows, n int) { panic("vec: no assembly kernel") }
+func softmaxRows(dst, src *float32, rows, n, ldd, lds int) { panic("vec: no assembly kernel") }
 
-func softmaxBwdRows(ds, p, grad *float32, rows, n int) { panic("vec: no assembly kernel") }
+func softmaxBwdRows(ds, p, grad *float32, rows, n, ldds, ldp, ldg int) {
+	panic("vec: no assembly kernel")
+}
 
 func addTo(acc, x *float32, n int) { panic("vec: no assembly kernel") }
 

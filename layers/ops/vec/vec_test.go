@@ -282,3 +282,75 @@ func checkSoftmaxBackward(t *testing.T) {
 }
 
 func TestSoftmaxBackward(t *testing.T) { forEachPath(t, checkSoftmaxBackward) }
+
+// checkStridedSoftmax: the strided forms give the contiguous forms' bits
+// and write nothing between or after the rows.
+func checkStridedSoftmax(t *testing.T) {
+	t.Helper()
+	const rows, sentinel = 5, float32(-777)
+	for _, n := range []int{1, 7, 8, 17, 50} {
+		for _, pad := range []int{0, 3, 14} {
+			ld := n + pad
+			x := inputs(rows*n, -20, 20, int64(n+pad))
+			want := append([]float32(nil), x...)
+			SoftmaxRows(want, n)
+			strided := func(v []float32) []float32 { // rows ld apart, sentinels between
+				s := make([]float32, rows*ld+2)
+				for i := range s {
+					s[i] = sentinel
+				}
+				for r := 0; r < rows; r++ {
+					copy(s[r*ld:], v[r*n:(r+1)*n])
+				}
+				return s
+			}
+			src := strided(x)
+			dst := strided(make([]float32, rows*n))
+			srcCopy := append([]float32(nil), src...)
+			SoftmaxRowsTo(dst, ld, src, ld, rows, n)
+			inPlace := append([]float32(nil), src...)
+			SoftmaxRowsTo(inPlace, ld, inPlace, ld, rows, n)
+			for _, got := range [][]float32{dst, inPlace} {
+				for r := 0; r < rows; r++ {
+					for j := 0; j < ld; j++ {
+						v := got[r*ld+j]
+						if j < n && v != want[r*n+j] {
+							t.Fatalf("n=%d ld=%d: [%d][%d] = %g, want %g", n, ld, r, j, v, want[r*n+j])
+						}
+						if j >= n && v != sentinel {
+							t.Fatalf("n=%d ld=%d: wrote %g between rows", n, ld, v)
+						}
+					}
+				}
+				if got[rows*ld] != sentinel || got[rows*ld+1] != sentinel {
+					t.Fatalf("n=%d ld=%d: wrote past the end", n, ld)
+				}
+			}
+			for i := range src {
+				if src[i] != srcCopy[i] {
+					t.Fatalf("n=%d ld=%d: the source changed", n, ld)
+				}
+			}
+			// Backward: contiguous reference, then strided into g in place.
+			p := want
+			g := inputs(rows*n, -1, 1, int64(n+pad+9))
+			wantDS := make([]float32, rows*n)
+			SoftmaxBackwardRows(wantDS, p, g, n)
+			sp, sg := strided(p), strided(g)
+			SoftmaxBackwardRowsStrided(sg, ld, sp, ld, sg, ld, rows, n)
+			for r := 0; r < rows; r++ {
+				for j := 0; j < ld; j++ {
+					v := sg[r*ld+j]
+					if j < n && v != wantDS[r*n+j] {
+						t.Fatalf("backward n=%d ld=%d: [%d][%d] = %g, want %g", n, ld, r, j, v, wantDS[r*n+j])
+					}
+					if j >= n && v != sentinel {
+						t.Fatalf("backward n=%d ld=%d: wrote %g between rows", n, ld, v)
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestStridedSoftmax(t *testing.T) { forEachPath(t, checkStridedSoftmax) }
