@@ -31,7 +31,18 @@ type Config struct {
 	GELU        GELUForm `json:"gelu,omitempty"`         // GELUExact (default, erf) or GELUTanh (the approximation used by the original JAX weights)
 	NoQKVBias   bool     `json:"no_qkv_bias,omitempty"`  // drop the bias of the qkv projection (the paper's model has one)
 	Init        string   `json:"init,omitempty"`         // initialisation: "timm" (default) or "torchvision" (see New)
+	PosEmbed    string   `json:"pos_embed,omitempty"`    // PosLearned (default, the paper) or PosSinCos (fixed 2-D sin-cos, not trained; see SinCos2D)
 }
+
+// Positional embeddings (Config.PosEmbed).
+const (
+	PosLearned = "learned" // learned, initialised as Config.Init says
+	PosSinCos  = "sincos"  // fixed 2-D sin-cos (big_vision's posemb_sincos_2d), zero for the class token
+)
+
+// FixedPositions reports whether the positional embedding is fixed (not
+// trained).
+func (c Config) FixedPositions() bool { return c.PosEmbed == PosSinCos }
 
 // Pooling is how Config.Pool reduces the tokens to the features; the empty
 // string means PoolClassToken. It is stored in weight files as its string.
@@ -109,6 +120,15 @@ func (c Config) Validate() error {
 	default:
 		return errors.Errorf(`model: Config.GELU must be %q or %q, got %q`, GELUExact, GELUTanh, c.GELU)
 	}
+	switch c.PosEmbed {
+	case "", PosLearned:
+	case PosSinCos:
+		if c.Dim%4 != 0 || c.Dim < 8 {
+			return errors.Errorf("model: sin-cos positions need Config.Dim a multiple of 4 and at least 8, got %d", c.Dim)
+		}
+	default:
+		return errors.Errorf(`model: Config.PosEmbed must be %q or %q, got %q`, PosLearned, PosSinCos, c.PosEmbed)
+	}
 	switch c.Init {
 	case "", InitTimm, InitTorchvision:
 	default:
@@ -134,6 +154,9 @@ func (c Config) String() string {
 	}
 	if c.Init == InitTorchvision {
 		s += ", torchvision init"
+	}
+	if c.FixedPositions() {
+		s += ", fixed sin-cos positions"
 	}
 	return s
 }

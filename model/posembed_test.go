@@ -1,10 +1,13 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
+
+	G "gorgonia.org/gorgonia"
 )
 
 func TestGridOf(t *testing.T) {
@@ -188,5 +191,52 @@ func TestResizePosEmbedErrors(t *testing.T) {
 				t.Errorf("error %q, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSinCos2DParity: the fixed 2-D sin-cos positions against big_vision's
+// formula computed by PyTorch (testdata/parity/make_sincos.py), and a
+// model with Config.PosEmbed = PosSinCos starts with them (zero for the
+// class token).
+func TestSinCos2DParity(t *testing.T) {
+	fx := readFixture(t, "sincos.safetensors")
+	for _, c := range []struct{ h, w, d int }{{7, 7, 64}, {14, 14, 192}, {4, 6, 32}, {2, 2, 8}} {
+		want, ok := fx[fmt.Sprintf("h%d_w%d_d%d", c.h, c.w, c.d)]
+		if !ok {
+			t.Fatalf("fixture lacks %+v", c)
+		}
+		got := SinCos2D(c.h, c.w, c.d)
+		if len(got) != len(want.Data) {
+			t.Fatalf("%+v: %d values, fixture %d", c, len(got), len(want.Data))
+		}
+		for i, v := range got {
+			if math.Abs(float64(v)-want.Data[i]) > 1e-6 {
+				t.Fatalf("%+v: value %d = %v, PyTorch %v", c, i, v, want.Data[i])
+			}
+		}
+	}
+	cfg := Config{ImageSize: 28, PatchSize: 4, Channels: 1, Dim: 64, Depth: 1, Heads: 4, MLPDim: 32, NumClasses: 10, PosEmbed: PosSinCos}
+	m, err := New(G.NewGraph(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos := m.PosEmbed.Value().Data().([]float32)
+	pe := SinCos2D(7, 7, 64)
+	for i, v := range pos {
+		want := float32(0)
+		if i >= 64 {
+			want = pe[i-64]
+		}
+		if v != want {
+			t.Fatalf("pos_embed[%d] = %v, want %v", i, v, want)
+		}
+	}
+	cfg.Dim, cfg.Heads = 66, 6
+	if err := cfg.Validate(); err == nil {
+		t.Error("sin-cos positions accepted a width that is not a multiple of 4")
+	}
+	cfg.Dim, cfg.PosEmbed = 64, "rope"
+	if err := cfg.Validate(); err == nil {
+		t.Error("an unknown positional embedding was accepted")
 	}
 }

@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/pkg/errors"
 	G "gorgonia.org/gorgonia"
@@ -136,7 +137,44 @@ func New(g *G.ExprGraph, cfg Config, opts ...Option) (*ViT, error) {
 			return nil, err
 		}
 	}
+	if cfg.FixedPositions() && o.share == nil {
+		pe := SinCos2D(cfg.Grid(), cfg.Grid(), cfg.Dim)
+		switch v := m.PosEmbed.Value().Data().(type) {
+		case []float32:
+			copy(v[cfg.Dim:], pe) // the class token's row stays 0
+			clear(v[:cfg.Dim])
+		case []float64:
+			for i, x := range pe {
+				v[cfg.Dim+i] = float64(x)
+			}
+			clear(v[:cfg.Dim])
+		}
+	}
 	return m, nil
+}
+
+// SinCos2D returns the fixed 2-D sin-cos positional embedding of an h×w
+// grid of patches, d values per patch, row by row: for the patch at row y,
+// column x and ω_i = 10000^(−i/(d/4 − 1)), i < d/4, the values
+// sin(x·ω_i), cos(x·ω_i), sin(y·ω_i), cos(y·ω_i) in four blocks of d/4, as
+// big_vision's posemb_sincos_2d ("Better plain ViT baselines for
+// ImageNet-1k"). Computed in float64, rounded once.
+func SinCos2D(h, w, d int) []float32 {
+	q := d / 4
+	out := make([]float32, h*w*d)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			row := out[(y*w+x)*d : (y*w+x+1)*d]
+			for i := 0; i < q; i++ {
+				omega := 1 / math.Pow(10000, float64(i)/float64(q-1))
+				row[i] = float32(math.Sin(float64(x) * omega))
+				row[q+i] = float32(math.Cos(float64(x) * omega))
+				row[2*q+i] = float32(math.Sin(float64(y) * omega))
+				row[3*q+i] = float32(math.Cos(float64(y) * omega))
+			}
+		}
+	}
+	return out
 }
 
 // Graph returns the graph the model's parameters live in.

@@ -17,6 +17,7 @@ const (
 	metaTrain   = "train.config"
 	metaStep    = "train.step"
 	metaBest    = "train.best_acc"
+	metaBestAt  = "train.best" // {"epoch":…,"test_acc":…}: where BestAcc was reached
 	metaPartial = "train.partial"
 	metaAdam    = "train.adam_step"
 	tensorM     = model.ExtraPrefix + "adam.m."
@@ -24,8 +25,10 @@ const (
 )
 
 // Save writes the run's whole state (weights, config, optimizer moments,
-// position, best accuracy, normalisation, class names) to one safetensors
-// file, atomically. The file also loads as plain weights (model.Open).
+// position, best accuracy, normalisation, class names; with EMA both the
+// average, as the main tensors, and the training weights) to one
+// safetensors file, atomically. The file also loads as plain weights
+// (model.Open): the trained ones, or the average with EMA (MetaWeights).
 func (r *Run) Save(path string) error {
 	st := r.opt.State()
 	tensors := make(map[string]model.Tensor, 2*len(st.M))
@@ -40,10 +43,33 @@ func (r *Run) Save(path string) error {
 		metaTrain:               mustJSON(r.Config),
 		metaStep:                strconv.Itoa(r.Step),
 		metaBest:                strconv.FormatFloat(r.BestAcc, 'g', -1, 64),
+		metaBestAt:              mustJSON(bestAt{r.BestEpoch, r.BestTestAcc}),
 		metaPartial:             mustJSON(r.partial),
 		metaAdam:                strconv.Itoa(st.Step),
+		MetaWeights:             "trained",
 	}
-	return errors.Wrap(r.Model.SaveCheckpoint(path, tensors, meta), "train: save checkpoint")
+	if r.Config.EMA == 0 {
+		return errors.Wrap(r.Model.SaveCheckpoint(path, tensors, meta), "train: save checkpoint")
+	}
+	// The average is what was evaluated: the main tensors; the training
+	// weights go beside them for a resume.
+	meta[MetaWeights] = "ema"
+	meta[metaEMADecay] = strconv.FormatFloat(r.Config.EMA, 'g', -1, 64)
+	for _, p := range r.Model.Params() {
+		w := p.Node.Value().Data().([]float32)
+		data := make([]float64, len(w))
+		for i, v := range w {
+			data[i] = float64(v)
+		}
+		tensors[tensorRaw+p.Name] = model.Tensor{Shape: p.Node.Shape().Clone(), Data: data}
+	}
+	return errors.Wrap(r.eModel.SaveCheckpoint(path, tensors, meta), "train: save checkpoint")
+}
+
+// bestAt is the metaBestAt metadata.
+type bestAt struct {
+	Epoch   int     `json:"epoch"`
+	TestAcc float64 `json:"test_acc"`
 }
 
 func mustJSON(v any) string {
@@ -124,6 +150,13 @@ func (r *Run) restore(f *model.File) error {
 	if r.BestAcc, err = strconv.ParseFloat(meta[metaBest], 64); err != nil {
 		return bad(metaBest, err)
 	}
+	if s, ok := meta[metaBestAt]; ok { // absent in checkpoints of earlier versions
+		var b bestAt
+		if err := json.Unmarshal([]byte(s), &b); err != nil {
+			return bad(metaBestAt, err)
+		}
+		r.BestEpoch, r.BestTestAcc = b.Epoch, b.TestAcc
+	}
 	if err := json.Unmarshal([]byte(meta[metaPartial]), &r.partial); err != nil {
 		return bad(metaPartial, err)
 	}
@@ -147,5 +180,11 @@ func (r *Run) restore(f *model.File) error {
 		s.M = append(s.M, m.Data)
 		s.V = append(s.V, v.Data)
 	}
-	return errors.Wrapf(r.opt.SetState(s), "train: %s", f.Path)
+	if err := r.opt.SetState(s); err != nil {
+		return errors.Wrapf(err, "train: %s", f.Path)
+	}
+	if r.Config.EMA > 0 {
+		return r.restoreRaw(f)
+	}
+	return nil
 }

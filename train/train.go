@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand"
@@ -40,6 +41,23 @@ type Config struct {
 	SkipNaN      bool         `json:"skip_nan"`              // skip a step whose loss or gradient is not finite, instead of stopping
 	Freeze       string       `json:"freeze,omitempty"`      // "" trains every parameter; FreezeBackbone the head only (a linear probe); else comma-separated parameter-name prefixes to freeze ("patch_embed.,blocks.0.")
 	LayerDecay   float64      `json:"layer_decay,omitempty"` // 0 (none) or R in (0, 1]: each block's learning rate is R times the next one's (BEiT)
+	// Val holds out this many training images (stratified, chosen from
+	// the seed: data.SplitValidation) to evaluate after every epoch and to
+	// choose the best checkpoint by; 0 holds out none, and then no
+	// checkpoint is chosen. The test split is only ever reported.
+	Val int `json:"val,omitempty"`
+	// EMA, if not 0, is the decay of an exponential moving average of the
+	// weights (e.g. 0.999) that is evaluated and saved instead of the
+	// trained weights (see ema.go).
+	EMA float64 `json:"ema,omitempty"`
+	// AutoAugment is an augmentation policy (data.ParsePolicy:
+	// "randaugment", "randaugment-nN-mM", "trivialaugment"; "" = none),
+	// Erase the probability of random erasing, Mixup and CutMix the Beta
+	// alphas of the batch mixing (data.Mix; 0 = off).
+	AutoAugment string  `json:"auto_augment,omitempty"`
+	Erase       float64 `json:"erase,omitempty"`
+	Mixup       float64 `json:"mixup,omitempty"`
+	CutMix      float64 `json:"cutmix,omitempty"`
 }
 
 // FreezeBackbone is Config.Freeze for training the classifier head only.
@@ -71,24 +89,65 @@ func (c Config) Validate() error {
 		return errors.Errorf("train: clip norm must be ≥ 0, got %v", c.ClipNorm)
 	case c.Pad < 0 || c.Pad >= c.Model.ImageSize:
 		return errors.Errorf("train: crop padding must be in [0, %d), got %d", c.Model.ImageSize, c.Pad)
+	case !(c.EMA >= 0 && c.EMA < 1):
+		return errors.Errorf("train: EMA decay must be in [0, 1) (0 = off), got %v", c.EMA)
+	case !(c.Erase >= 0 && c.Erase <= 1):
+		return errors.Errorf("train: erasing probability must be in [0, 1], got %v", c.Erase)
+	case c.Val < 0:
+		return errors.Errorf("train: validation images must not be negative, got %d", c.Val)
 	case !(c.LayerDecay >= 0 && c.LayerDecay <= 1):
 		return errors.Errorf("train: layer decay must be in [0, 1] (0 = none), got %v", c.LayerDecay)
 	}
-	return nil
+	if _, _, _, err := data.ParsePolicy(c.AutoAugment); err != nil {
+		return errors.Wrap(err, "train")
+	}
+	return errors.Wrap(data.Mix{Mixup: c.Mixup, CutMix: c.CutMix}.Check(), "train")
 }
 
-// Metrics are one epoch's figures (one line of the metrics file).
+// Metrics are one epoch's figures (one line of the metrics file). The
+// validation figures are there (and in the JSON) only with held-out
+// validation images (HasVal).
 type Metrics struct {
 	Epoch      int     `json:"epoch"` // 1-based
 	Step       int     `json:"step"`  // optimizer steps so far
 	TrainLoss  float64 `json:"train_loss"`
 	TrainAcc   float64 `json:"train_acc"`
+	ValLoss    float64 `json:"val_loss"`
+	ValAcc     float64 `json:"val_acc"`
 	TestLoss   float64 `json:"test_loss"`
 	TestAcc    float64 `json:"test_acc"`
 	LR         float64 `json:"lr"`           // at the epoch's last step
 	ImagesPerS float64 `json:"images_per_s"` // training throughput over the epoch
 	Seconds    float64 `json:"seconds"`      // wall time of the epoch, evaluation included
 	Skipped    int     `json:"skipped,omitempty"`
+	HasVal     bool    `json:"-"`
+}
+
+// MarshalJSON leaves out val_loss and val_acc without validation data.
+func (m Metrics) MarshalJSON() ([]byte, error) {
+	type plain Metrics
+	if m.HasVal {
+		return json.Marshal(plain(m))
+	}
+	return json.Marshal(struct {
+		plain
+		ValLoss *float64 `json:"val_loss,omitempty"` // shadow the embedded fields
+		ValAcc  *float64 `json:"val_acc,omitempty"`
+	}{plain: plain(m)})
+}
+
+// UnmarshalJSON sets HasVal when the line has validation figures.
+func (m *Metrics) UnmarshalJSON(b []byte) error {
+	type plain Metrics
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, (*plain)(m)); err != nil {
+		return err
+	}
+	_, m.HasVal = raw["val_acc"]
+	return nil
 }
 
 // Run is one training run: the model, its graphs, the optimizer and where
@@ -105,6 +164,7 @@ type Run struct {
 	// evaluation graph (ops.ShareBuffers).
 	Buffers    struct{ Train, Eval ops.ShareStats }
 	train      data.Source
+	val        data.Source // nil without Config.Val
 	test       data.Source
 	opt        *optim.AdamW
 	sched      optim.WarmupCosine
@@ -128,10 +188,17 @@ type Run struct {
 
 	// Progress. Step counts optimizer steps over the whole run; the epoch
 	// in progress is Step / stepsEpoch.
-	Step     int
-	BestAcc  float64
-	partial  partialEpoch
-	lastLoss float64
+	Step int
+	// BestAcc is the best validation accuracy so far, reached at the end
+	// of epoch BestEpoch (1-based; 0: none yet), where the test accuracy
+	// was BestTestAcc (reported, never used to choose).
+	BestAcc     float64
+	BestEpoch   int
+	BestTestAcc float64
+	partial     partialEpoch
+	lastLoss    float64
+	// The next step's batch being prepared, and a set of buffers for it.
+	ahead, spare *aheadBatch
 }
 
 // partialEpoch accumulates the running epoch's training figures, and is
@@ -169,7 +236,16 @@ func newRun(cfg Config, trainSet, testSet data.Source, norm preprocess.Normaliza
 		return nil, errors.Errorf("train: %d training images are fewer than one batch of %d", trainSet.Len(), cfg.Batch)
 	}
 	r := &Run{Config: cfg, Norm: norm, Classes: trainSet.ClassNames(), train: trainSet, test: testSet}
-	r.stepsEpoch = trainSet.Len() / cfg.Batch // the last partial batch is dropped; every epoch sees a new order
+	if cfg.Val > 0 {
+		var err error
+		if r.train, r.val, err = ValidationSplit(trainSet, cfg); err != nil {
+			return nil, err
+		}
+		if r.train.Len() < cfg.Batch {
+			return nil, errors.Errorf("train: %d training images left after holding out %d for validation are fewer than one batch of %d", r.train.Len(), cfg.Val, cfg.Batch)
+		}
+	}
+	r.stepsEpoch = r.train.Len() / cfg.Batch // the last partial batch is dropped; every epoch sees a new order
 	total := r.stepsEpoch * cfg.Epochs
 	r.sched = optim.WarmupCosine{Base: cfg.LR, Min: cfg.MinLR, Warmup: int(math.Round(cfg.WarmupEpochs * float64(r.stepsEpoch))), Total: total}
 	if err := r.buildTrainGraph(from); err != nil {
@@ -189,6 +265,19 @@ func newRun(cfg Config, trainSet, testSet data.Source, norm preprocess.Normaliza
 		}
 	}
 	return r, nil
+}
+
+// ValidationSplit returns the training images a run with cfg trains on and
+// the ones it holds out for validation (cfg.Val of them, stratified, chosen
+// from cfg.Seed): data.SplitValidation, which needs a source whose labels
+// can be read (data.Labeled: in-memory datasets, folders and views).
+func ValidationSplit(trainSet data.Source, cfg Config) (train, val *data.View, err error) {
+	l, ok := trainSet.(data.Labeled)
+	if !ok {
+		return nil, nil, errors.Errorf("train: cannot hold out validation images from a %T (its labels cannot be read)", trainSet)
+	}
+	train, val, err = data.SplitValidation(l, cfg.Val, cfg.Seed)
+	return train, val, errors.Wrap(err, "train")
 }
 
 // FineTune prepares a run that starts from pretrained weights: the
@@ -211,6 +300,7 @@ func FineTune(cfg Config, trainSet, testSet data.Source, norm preprocess.Normali
 		r.Close()
 		return nil, nil, errors.Wrapf(err, "train: pretrained weights %s", pre.Path)
 	}
+	r.emaReset()
 	return r, notes, nil
 }
 
@@ -219,8 +309,15 @@ func FineTune(cfg Config, trainSet, testSet data.Source, norm preprocess.Normali
 // parameters whose names start with one of its comma-separated prefixes).
 // A prefix that names no parameter, or freezing everything, is an error.
 func trainable(m *model.ViT, cfg Config) ([]*layers.Param, error) {
+	fixed := func(name string) bool { return name == "pos_embed" && cfg.Model.FixedPositions() }
 	if cfg.Freeze == "" {
-		return m.Params(), nil
+		var ps []*layers.Param
+		for _, p := range m.Params() {
+			if !fixed(p.Name) {
+				ps = append(ps, p)
+			}
+		}
+		return ps, nil
 	}
 	frozen := func(name string) bool { return !strings.HasPrefix(name, "head.") }
 	if cfg.Freeze != FreezeBackbone {
@@ -236,7 +333,7 @@ func trainable(m *model.ViT, cfg Config) ([]*layers.Param, error) {
 	}
 	var ps []*layers.Param
 	for _, p := range m.Params() {
-		if !frozen(p.Name) {
+		if !frozen(p.Name) && !fixed(p.Name) {
 			ps = append(ps, p)
 		}
 	}
@@ -340,7 +437,11 @@ func (r *Run) buildEvalGraph() error {
 	mc := r.Config.Model
 	b := r.evalBatch()
 	r.eg = G.NewGraph()
-	m, err := model.New(r.eg, mc, model.WithSeed(r.Config.Seed), model.SharingWeights(r.Model))
+	opts := []model.Option{model.WithSeed(r.Config.Seed), model.SharingWeights(r.Model)}
+	if r.Config.EMA > 0 {
+		opts = opts[:1] // weights of its own: the moving average
+	}
+	m, err := model.New(r.eg, mc, opts...)
 	if err != nil {
 		return err
 	}
@@ -359,6 +460,7 @@ func (r *Run) buildEvalGraph() error {
 		}
 	}
 	r.evm = G.NewTapeMachine(r.eg)
+	r.emaReset()
 	return nil
 }
 
@@ -371,6 +473,7 @@ func (r *Run) evalBatch() int {
 
 // Close releases the machines.
 func (r *Run) Close() {
+	r.waitAhead()
 	r.vm.Close()
 	r.evm.Close()
 }
@@ -400,6 +503,62 @@ func (r *Run) order(epoch int) []int {
 	return r.perm
 }
 
+// aheadBatch is a step's batch prepared by a goroutine during the step
+// before it.
+type aheadBatch struct {
+	step   int
+	x      []float32
+	labels []int
+	y      []float32
+	err    error
+	done   chan struct{} // closed when x, labels, y and err are set
+}
+
+// waitAhead waits for a batch being read ahead and drops it (before an
+// evaluation reads the same source, or when the run is closed).
+func (r *Run) waitAhead() {
+	if b := r.ahead; b != nil {
+		<-b.done
+		r.ahead, r.spare = nil, b
+	}
+}
+
+// batchIndices are the training images of a step.
+func (r *Run) batchIndices(step int) []int {
+	b := r.Config.Batch
+	in := step % r.stepsEpoch
+	return r.order(step / r.stepsEpoch)[in*b : (in+1)*b]
+}
+
+// prepare reads the images idx of a step into x (normalised, augmented),
+// their labels into labels and the soft targets into y (label smoothing,
+// then Mixup or CutMix), all drawn from the step's own random source: the
+// batch depends on the step alone, whenever and on whichever goroutine it
+// is prepared. It touches nothing else of the run.
+func (r *Run) prepare(step int, idx []int, x []float32, labels []int, y []float32) error {
+	c := r.Config
+	k := c.Model.NumClasses
+	policy, ops, mag, _ := data.ParsePolicy(c.AutoAugment) // checked by Validate
+	aug := &data.Augment{Pad: c.Pad, Flip: c.Flip, Policy: policy, Ops: ops, Magnitude: mag, Erase: c.Erase}
+	rng := rand.New(rand.NewSource(c.Seed*7_919 + int64(step) + 1))
+	if err := r.train.ReadBatch(x, labels, idx, r.Norm, aug, rng); err != nil {
+		return errors.Wrapf(err, "train: step %d", step+1)
+	}
+	off, on := float32(c.Smoothing/float64(k)), float32(1-c.Smoothing+c.Smoothing/float64(k))
+	for i, l := range labels {
+		row := y[i*k : (i+1)*k]
+		for j := range row {
+			row[j] = off
+		}
+		row[l] = on
+	}
+	if mix := (data.Mix{Mixup: c.Mixup, CutMix: c.CutMix}); mix.On() {
+		// Train accuracy is then counted against each image's own label.
+		mix.Apply(x, y, c.Batch, c.Model.Channels, c.Model.ImageSize, c.Model.ImageSize, k, rng)
+	}
+	return nil
+}
+
 // TrainStep takes one optimizer step on the next batch and returns its
 // loss. A non-finite loss or gradient is an error naming the step, unless
 // the config says to skip such steps.
@@ -410,25 +569,38 @@ func (r *Run) TrainStep() (float64, error) {
 	start := time.Now()
 	c := r.Config
 	k := c.Model.NumClasses
-	epoch, inEpoch := r.Epoch(), r.Step%r.stepsEpoch
-	idx := r.order(epoch)[inEpoch*c.Batch : (inEpoch+1)*c.Batch]
-	aug := &data.Augment{Pad: c.Pad, Flip: c.Flip}
-	rng := rand.New(rand.NewSource(c.Seed*7_919 + int64(r.Step) + 1))
-	if err := r.train.ReadBatch(r.xbuf, r.labels, idx, r.Norm, aug, rng); err != nil {
-		return 0, errors.Wrapf(err, "train: step %d", r.Step+1)
-	}
-	if p, ok := r.train.(data.Prefetcher); ok && r.Step+1 < r.TotalSteps() {
-		// The next step's images are read while this step runs.
-		ne, ni := (r.Step+1)/r.stepsEpoch, (r.Step+1)%r.stepsEpoch
-		p.Prefetch(r.order(ne)[ni*c.Batch : (ni+1)*c.Batch])
-	}
-	off, on := float32(c.Smoothing/float64(k)), float32(1-c.Smoothing+c.Smoothing/float64(k))
-	for i, l := range r.labels {
-		row := r.ybuf[i*k : (i+1)*k]
-		for j := range row {
-			row[j] = off
+	epoch := r.Epoch()
+	// This step's batch: read ahead during the previous step, or now.
+	if b := r.ahead; b != nil && b.step == r.Step {
+		<-b.done
+		r.ahead = nil
+		if b.err != nil {
+			return 0, b.err
 		}
-		row[l] = on
+		copy(r.xbuf, b.x)
+		copy(r.labels, b.labels)
+		copy(r.ybuf, b.y)
+		r.spare = b
+	} else {
+		r.waitAhead()
+		if err := r.prepare(r.Step, r.batchIndices(r.Step), r.xbuf, r.labels, r.ybuf); err != nil {
+			return 0, err
+		}
+	}
+	// The next step's batch is read, augmented and mixed while this one runs.
+	if next := r.Step + 1; next < r.TotalSteps() {
+		b := r.spare
+		if b == nil {
+			b = &aheadBatch{x: make([]float32, len(r.xbuf)), labels: make([]int, len(r.labels)), y: make([]float32, len(r.ybuf))}
+		}
+		r.spare = nil
+		b.step, b.err, b.done = next, nil, make(chan struct{})
+		idx := r.batchIndices(next)
+		r.ahead = b
+		go func() {
+			defer close(b.done)
+			b.err = r.prepare(next, idx, b.x, b.labels, b.y)
+		}()
 	}
 	r.Model.SetNoiseStep(uint64(r.Step))
 	r.vm.Reset()
@@ -466,6 +638,9 @@ func (r *Run) TrainStep() (float64, error) {
 	r.partial.Seen += c.Batch
 	r.partial.Seconds += time.Since(start).Seconds()
 	r.Step++
+	if c.EMA > 0 {
+		r.emaUpdate(r.Step)
+	}
 	r.lastLoss = loss
 	return loss, nil
 }
@@ -558,6 +733,7 @@ func (r *Run) EvaluateOn(d data.Source) (*model.Evaluation, error) {
 // step completed, and resets the running figures.
 func (r *Run) EndEpoch() (Metrics, error) {
 	start := time.Now()
+	r.waitAhead() // the next batch may read the source the evaluation reads
 	tl, ta, err := r.Evaluate()
 	if err != nil {
 		return Metrics{}, err
@@ -565,8 +741,16 @@ func (r *Run) EndEpoch() (Metrics, error) {
 	p := r.partial
 	m := Metrics{
 		Epoch: r.Step / r.stepsEpoch, Step: r.Step, TestLoss: tl, TestAcc: ta, LR: r.sched.At(r.Step - 1),
-		Seconds: p.Seconds + time.Since(start).Seconds(), Skipped: p.Skipped,
+		Skipped: p.Skipped,
 	}
+	if r.val != nil {
+		ev, err := r.EvaluateOn(r.val)
+		if err != nil {
+			return Metrics{}, errors.Wrap(err, "validation")
+		}
+		m.ValLoss, m.ValAcc, m.HasVal = ev.Loss, ev.Accuracy, true
+	}
+	m.Seconds = p.Seconds + time.Since(start).Seconds()
 	if p.Seen > 0 {
 		m.TrainLoss, m.TrainAcc = p.SumLoss/float64(p.Seen), float64(p.Correct)/float64(p.Seen)
 		m.ImagesPerS = float64(p.Seen) / p.Seconds
@@ -579,7 +763,7 @@ func (r *Run) EndEpoch() (Metrics, error) {
 type Hooks struct {
 	Step  func(r *Run, loss float64)    // after every step
 	Epoch func(r *Run, m Metrics) error // after every epoch's evaluation
-	Save  func(r *Run, best bool) error // when a checkpoint is due: after every epoch (best = a new best test accuracy), every SaveEvery, and on cancellation
+	Save  func(r *Run, best bool) error // when a checkpoint is due: after every epoch (best = a new best validation accuracy; never without validation data), every SaveEvery, and on cancellation
 	// SaveEvery, if positive, also calls Save (best = false) after the first
 	// step that ends at least this long after the previous save, so that a
 	// killed run loses at most this much work.
@@ -619,9 +803,10 @@ func (r *Run) Fit(ctx context.Context, h Hooks) error {
 		if err != nil {
 			return err
 		}
-		best := m.TestAcc > r.BestAcc
+		// The best checkpoint is chosen on validation data only.
+		best := m.HasVal && (r.BestEpoch == 0 || m.ValAcc > r.BestAcc)
 		if best {
-			r.BestAcc = m.TestAcc
+			r.BestAcc, r.BestEpoch, r.BestTestAcc = m.ValAcc, m.Epoch, m.TestAcc
 		}
 		if h.Epoch != nil {
 			if err := h.Epoch(r, m); err != nil {

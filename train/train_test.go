@@ -2,11 +2,13 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,7 +69,17 @@ func recipe() Config {
 	m := tinyModel
 	m.Dropout, m.AttnDropout, m.DropPath = 0.1, 0.1, 0.1
 	return Config{Model: m, Epochs: 3, Batch: 16, LR: 2e-3, MinLR: 1e-5, WeightDecay: 0.05, WarmupEpochs: 1,
-		Smoothing: 0.1, ClipNorm: 1, Seed: 5, Pad: 2, Flip: true}
+		Smoothing: 0.1, ClipNorm: 1, Seed: 5, Pad: 2, Flip: true, Val: 16, EMA: 0.9,
+		AutoAugment: "randaugment", Erase: 0.25, Mixup: 0.8, CutMix: 1}
+}
+
+// emaWeights are the evaluation model's weights (the average with EMA).
+func emaWeights(r *Run) []float32 {
+	var all []float32
+	for _, n := range r.eModel.Learnables() {
+		all = append(all, n.Value().Data().([]float32)...)
+	}
+	return all
 }
 
 // TestDeterministicAndResume: the same seed gives the same weights bit for
@@ -133,8 +145,80 @@ func TestDeterministicAndResume(t *testing.T) {
 			t.Fatalf("resumed run differs from the uninterrupted one at weight %d: %v vs %v", i, wr[i], wa[i])
 		}
 	}
-	if res.BestAcc != a.BestAcc {
-		t.Errorf("best accuracy %v after resume, %v uninterrupted", res.BestAcc, a.BestAcc)
+	ea, er := emaWeights(a), emaWeights(res)
+	for i := range ea {
+		if ea[i] != er[i] {
+			t.Fatalf("resumed run's moving average differs from the uninterrupted one's at weight %d: %v vs %v", i, er[i], ea[i])
+		}
+	}
+	if res.BestAcc != a.BestAcc || res.BestEpoch != a.BestEpoch || res.BestTestAcc != a.BestTestAcc {
+		t.Errorf("best (val %v, epoch %d, test %v) after resume, (%v, %d, %v) uninterrupted",
+			res.BestAcc, res.BestEpoch, res.BestTestAcc, a.BestAcc, a.BestEpoch, a.BestTestAcc)
+	}
+	if a.BestEpoch == 0 {
+		t.Error("a run with validation images chose no best epoch")
+	}
+}
+
+// TestBestByValidation: with held-out images every epoch reports
+// validation figures and the best checkpoint is the one with the highest
+// validation accuracy so far, whatever the test accuracy does; without
+// them no checkpoint is ever called best and the metrics have no val_*.
+func TestBestByValidation(t *testing.T) {
+	tr, te := sample(t)
+	d, dt := subset(tr, 96), subset(te, 40)
+	norm := data.ComputeNormalization(d)
+	for _, val := range []int{16, 0} {
+		cfg := recipe()
+		cfg.Val, cfg.Epochs = val, 4
+		r, err := New(cfg, d, dt, norm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ms []Metrics
+		var bests []bool
+		err = r.Fit(context.Background(), Hooks{
+			Epoch: func(r *Run, m Metrics) error { ms = append(ms, m); return nil },
+			Save:  func(r *Run, best bool) error { bests = append(bests, best); return nil },
+		})
+		r.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ms) != 4 || len(bests) != 4 {
+			t.Fatalf("val=%d: %d epochs' metrics and %d saves, want 4 each", val, len(ms), len(bests))
+		}
+		top := -1.0
+		for i, m := range ms {
+			js, err := json.Marshal(m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back Metrics
+			if err := json.Unmarshal(js, &back); err != nil {
+				t.Fatal(err)
+			}
+			if back != m {
+				t.Errorf("val=%d: metrics %+v came back from JSON as %+v", val, m, back)
+			}
+			if m.HasVal != (val > 0) || strings.Contains(string(js), "val_acc") != (val > 0) {
+				t.Fatalf("val=%d: epoch %d has validation figures %v (JSON %s)", val, m.Epoch, m.HasVal, js)
+			}
+			want := val > 0 && m.ValAcc > top
+			if bests[i] != want {
+				t.Errorf("val=%d: epoch %d (val acc %v, best so far %v, test acc %v) saved as best=%v, want %v",
+					val, m.Epoch, m.ValAcc, top, m.TestAcc, bests[i], want)
+			}
+			if val > 0 {
+				top = math.Max(top, m.ValAcc)
+			}
+		}
+		if val > 0 && (r.BestAcc != top || ms[r.BestEpoch-1].ValAcc != top || r.BestTestAcc != ms[r.BestEpoch-1].TestAcc) {
+			t.Errorf("best: val %v at epoch %d with test %v; the metrics say val %v", r.BestAcc, r.BestEpoch, r.BestTestAcc, top)
+		}
+		if val == 0 && r.BestEpoch != 0 {
+			t.Errorf("without validation data epoch %d was chosen", r.BestEpoch)
+		}
 	}
 }
 
@@ -298,4 +382,113 @@ func fitAndEvaluate(t *testing.T, r *Run, d data.Source) (loss, acc float64) {
 		t.Fatal(err)
 	}
 	return ev.Loss, ev.Accuracy
+}
+
+// TestEMA: after each step the evaluation model holds d·ema + (1−d)·w with
+// the warmed-up decay; a checkpoint's main tensors are the average
+// (MetaWeights "ema"), its training weights ride along, and without EMA the
+// evaluation model is the training model.
+func TestEMA(t *testing.T) {
+	tr, te := sample(t)
+	d, dt := subset(tr, 96), subset(te, 40)
+	norm := data.ComputeNormalization(d)
+	cfg := recipe()
+	r, err := New(cfg, d, dt, norm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !slices.Equal(emaWeights(r), weights(r)) {
+		t.Fatal("the average does not start at the initial weights")
+	}
+	for step := 1; step <= 3; step++ {
+		before := emaWeights(r)
+		if _, err := r.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+		w := weights(r)
+		dec := math.Min(cfg.EMA, float64(1+step)/float64(10+step))
+		keep, take := float32(dec), float32(1-dec)
+		got := emaWeights(r)
+		for i := range got {
+			if want := keep*before[i] + take*w[i]; got[i] != want {
+				t.Fatalf("step %d, weight %d: average %v, want %v", step, i, got[i], want)
+			}
+		}
+		if slices.Equal(got, w) {
+			t.Fatalf("step %d: the average equals the trained weights", step)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "ema.safetensors")
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := model.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Meta[MetaWeights] != "ema" {
+		t.Errorf("checkpoint says weights %q, want ema", f.Meta[MetaWeights])
+	}
+	m, _, err := model.Open(G.NewGraph(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened []float32
+	for _, n := range m.Learnables() {
+		opened = append(opened, n.Value().Data().([]float32)...)
+	}
+	if !slices.Equal(opened, emaWeights(r)) {
+		t.Error("the checkpoint's weights are not the average")
+	}
+
+	cfg.EMA = 0
+	plain, err := New(cfg, d, dt, norm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if _, err := plain.TrainStep(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(emaWeights(plain), weights(plain)) {
+		t.Error("without EMA the evaluation model is not the trained one")
+	}
+	if err := plain.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := model.ReadFile(path); err != nil || f.Meta[MetaWeights] != "trained" {
+		t.Errorf("checkpoint without EMA says weights %q (%v), want trained", f.Meta[MetaWeights], err)
+	}
+}
+
+// TestFixedPositions: with sin-cos positions the positional embedding is
+// not trained: not among Trainable, and the same after a few steps.
+func TestFixedPositions(t *testing.T) {
+	tr, te := sample(t)
+	d, dt := subset(tr, 64), subset(te, 16)
+	cfg := recipe()
+	cfg.Model.PosEmbed = model.PosSinCos
+	r, err := New(cfg, d, dt, data.ComputeNormalization(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, p := range r.Trainable {
+		if p.Name == "pos_embed" {
+			t.Fatal("fixed positions are trained")
+		}
+	}
+	if len(r.Trainable) != len(r.Model.Params())-1 {
+		t.Fatalf("%d of %d parameters trained, want all but pos_embed", len(r.Trainable), len(r.Model.Params()))
+	}
+	before := slices.Clone(r.Model.PosEmbed.Value().Data().([]float32))
+	for i := 0; i < 3; i++ {
+		if _, err := r.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(before, r.Model.PosEmbed.Value().Data().([]float32)) {
+		t.Error("the fixed positions changed in training")
+	}
 }

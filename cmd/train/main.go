@@ -45,7 +45,7 @@ type options struct {
 	cfg                                           train.Config
 	patch, dim, depth, heads, mlpDim              int
 	dropout, attnDropout, dropPath                float64
-	pool, gelu, init                              string
+	pool, gelu, init, posEmbed                    string
 	coarse, noFlip                                bool
 	set                                           map[string]bool // flags given explicitly
 }
@@ -79,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	flags.Float64Var(&o.dropPath, "drop-path", 0, "stochastic depth rate of the last block")
 	flags.StringVar(&o.pool, "pool", "cls", "pooling: cls or mean")
 	flags.StringVar(&o.gelu, "gelu", "exact", "GELU: exact or tanh")
+	flags.StringVar(&o.posEmbed, "pos-embed", "learned", "positional embedding: learned, or sincos (fixed 2-D sin-cos, not trained)")
 	flags.StringVar(&o.init, "init", "timm", "initialisation: timm (N(0, 0.02²) weights) or torchvision (Xavier-uniform; faster start for small models)")
 	flags.IntVar(&c.Epochs, "epochs", 8, "training epochs")
 	flags.IntVar(&c.Batch, "batch", 32, "batch size")
@@ -91,7 +92,13 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	flags.Float64Var(&c.ClipNorm, "clip", 1, "global gradient-norm clipping (0 = off)")
 	flags.IntVar(&c.Pad, "pad", 0, "random crop after padding by this many pixels (0 = no crop)")
 	flags.BoolVar(&o.noFlip, "no-flip", false, "no random horizontal flips (e.g. for digits)")
-	flags.Int64Var(&c.Seed, "seed", 0, "random seed: weights, data order, augmentation, dropout")
+	flags.StringVar(&c.AutoAugment, "augment", "", "augmentation policy: randaugment (2 ops, magnitude 9), randaugment-nN-mM, trivialaugment, or none")
+	flags.Float64Var(&c.Erase, "erase", 0, "random erasing probability")
+	flags.Float64Var(&c.Mixup, "mixup", 0, "Mixup Beta alpha (e.g. 0.8; 0 = off)")
+	flags.Float64Var(&c.CutMix, "cutmix", 0, "CutMix Beta alpha (e.g. 1.0; 0 = off; with -mixup, one of the two per batch)")
+	flags.Int64Var(&c.Seed, "seed", 0, "random seed: weights, data order, augmentation, dropout, validation split")
+	flags.Float64Var(&c.EMA, "ema", 0, "exponential moving average of the weights with this decay (e.g. 0.999; 0 = off): evaluated and saved instead of the trained weights")
+	flags.IntVar(&c.Val, "val", 0, "hold out this many training images (stratified, chosen by -seed) for validation: evaluated every epoch, they choose the best checkpoint (0 = none held out, no best checkpoint)")
 	flags.BoolVar(&c.SkipNaN, "skip-nan", false, "skip steps whose loss or gradient is not finite instead of stopping")
 	flags.StringVar(&o.out, "out", defaultOut, "checkpoint `file` (the best one goes beside it as NAME.best.safetensors; default with -resume: the resumed file)")
 	flags.StringVar(&o.pretrained, "pretrained", "", "start from these weights `file` (ours, or timm / torchvision / Hugging Face): a new head for other classes, positions resized, optimizer afresh")
@@ -212,7 +219,16 @@ func run(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 		return 1, err
 	}
-	fmt.Fprintf(stdout, "done in %s: test accuracy %.2f%% (best %.2f%%), test loss %.4f\ncheckpoint: %s (best: %s), metrics: %s\n",
-		time.Since(start).Round(time.Second), 100*last.TestAcc, 100*r.BestAcc, last.TestLoss, o.out, best, o.metrics)
+	fmt.Fprintf(stdout, "done in %s: final model: test accuracy %.2f%%, test loss %.4f", time.Since(start).Round(time.Second), 100*last.TestAcc, last.TestLoss)
+	if last.HasVal {
+		fmt.Fprintf(stdout, ", validation accuracy %.2f%%", 100*last.ValAcc)
+	}
+	fmt.Fprintf(stdout, "\ncheckpoint: %s, metrics: %s\n", o.out, o.metrics)
+	if r.BestEpoch > 0 {
+		fmt.Fprintf(stdout, "best by validation: epoch %d, validation accuracy %.2f%%, test accuracy %.2f%%: %s\n",
+			r.BestEpoch, 100*r.BestAcc, 100*r.BestTestAcc, best)
+	} else {
+		fmt.Fprintln(stdout, "no best checkpoint: no validation images were held out (-val N)")
+	}
 	return 0, nil
 }

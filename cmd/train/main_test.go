@@ -42,6 +42,8 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-lazy", "on"}, 1, "-lazy on reads image folders"},
 		{[]string{"-labels", "0,x"}, 1, "-labels"},
 		{[]string{"-labels", "0,10"}, 1, "label 10, expected 0..9"},
+		{[]string{"-val", "-5", "-out", filepath.Join(dir, "a.safetensors")}, 2, "validation images must not be negative, got -5"},
+		{[]string{"-val", "99999", "-out", filepath.Join(dir, "a.safetensors")}, 2, "validation split of 99999 images, expected 1.."},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
@@ -64,12 +66,12 @@ func TestTrainAndResume(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "vit.safetensors")
 	base := []string{"-data", "../../testdata/fashion-sample", "-out", out}
-	small := append(base, "-classes", "../../testdata/fashion-mnist/classes.txt", "-epochs", "1", "-dim", "16", "-depth", "1", "-heads", "2", "-mlp-dim", "16", "-batch", "250")
+	small := append(base, "-classes", "../../testdata/fashion-mnist/classes.txt", "-epochs", "1", "-dim", "16", "-depth", "1", "-heads", "2", "-mlp-dim", "16", "-batch", "250", "-val", "500")
 	var so, se bytes.Buffer
 	if code, err := run(small, &so, &se); code != 0 || err != nil {
 		t.Fatalf("exit %d, %v\n%s%s", code, err, so.String(), se.String())
 	}
-	for _, want := range []string{"model: ViT image 32×32×3, patch 8", "epoch 1: train loss", "test accuracy"} {
+	for _, want := range []string{"model: ViT image 32×32×3, patch 8", "epoch 1: train loss", "| val loss", "test accuracy", "best by validation: epoch 1"} {
 		if !strings.Contains(so.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, so.String())
 		}
@@ -82,7 +84,7 @@ func TestTrainAndResume(t *testing.T) {
 	if err := json.Unmarshal(bytes.TrimSpace(b), &m); err != nil {
 		t.Fatalf("metrics line %q: %v", b, err)
 	}
-	for _, k := range []string{"epoch", "step", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "images_per_s", "seconds"} {
+	for _, k := range []string{"epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "images_per_s", "seconds"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("metrics lack %q: %v", k, m)
 		}

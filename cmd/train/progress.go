@@ -70,8 +70,12 @@ func (p *progress) epoch(m train.Metrics) {
 	if p.tty {
 		_ = p.bar.Clear()
 	}
-	fmt.Fprintf(p.w, "epoch %d: train loss %.4f acc %.2f%% | test loss %.4f acc %.2f%% | lr %.2e | %.0f img/s | %.1fs\n",
-		m.Epoch, m.TrainLoss, 100*m.TrainAcc, m.TestLoss, 100*m.TestAcc, m.LR, m.ImagesPerS, m.Seconds)
+	val := ""
+	if m.HasVal {
+		val = fmt.Sprintf("val loss %.4f acc %.2f%% | ", m.ValLoss, 100*m.ValAcc)
+	}
+	fmt.Fprintf(p.w, "epoch %d: train loss %.4f acc %.2f%% | %stest loss %.4f acc %.2f%% | lr %.2e | %.0f img/s | %.1fs\n",
+		m.Epoch, m.TrainLoss, 100*m.TrainAcc, val, m.TestLoss, 100*m.TestAcc, m.LR, m.ImagesPerS, m.Seconds)
 }
 
 func (p *progress) finish() {

@@ -201,9 +201,18 @@ func (o *options) normalization(d data.Source) (preprocess.Normalization, error)
 		return t.Norm, err
 	}
 	if f, ok := d.(*data.Folder); ok {
-		return f.Normalization()
+		return f.Normalization() // of the whole folder, held-out images included
 	}
-	return data.ComputeNormalization(d.(*data.Dataset)), nil
+	ds := d.(*data.Dataset)
+	if o.cfg.Val > 0 {
+		// The images trained on only, not the held-out ones.
+		tr, _, err := train.ValidationSplit(ds, o.cfg)
+		if err != nil {
+			return preprocess.Normalization{}, fmt.Errorf("-val: %w", err)
+		}
+		return data.ComputeNormalizationOf(ds, tr.Indices()), nil
+	}
+	return data.ComputeNormalization(ds), nil
 }
 
 // modelConfig resolves the preset (or the -pretrained weights'
@@ -236,6 +245,11 @@ func (o *options) modelConfig(d data.Source) (model.Config, error) {
 	mc.Dropout, mc.AttnDropout, mc.DropPath, mc.Init = o.dropout, o.attnDropout, o.dropPath, o.init
 	if o.pre == nil {
 		mc.Pool, mc.GELU = model.Pooling(o.pool), model.GELUForm(o.gelu)
+		if o.posEmbed != model.PosLearned {
+			mc.PosEmbed = o.posEmbed
+		}
+	} else if o.posEmbed != model.PosLearned {
+		return mc, errors.New("-pos-embed chooses the positions of a model trained from scratch; -pretrained weights bring their own")
 	}
 	c, h, w := d.Shape()
 	if h != w {
@@ -252,7 +266,7 @@ func (o *options) modelConfig(d data.Source) (model.Config, error) {
 func (o *options) checkResumeFlags(stored train.Config) error {
 	var clash []string
 	for _, name := range []string{"preset", "patch", "dim", "depth", "heads", "mlp-dim", "dropout", "attn-dropout", "drop-path",
-		"pool", "gelu", "init", "classes", "pretrained", "freeze", "layer-decay", "norm", "batch", "eval-batch", "lr", "min-lr", "wd", "warmup", "smoothing", "clip", "pad", "no-flip", "seed", "skip-nan"} {
+		"pool", "gelu", "init", "pos-embed", "classes", "pretrained", "freeze", "layer-decay", "norm", "batch", "eval-batch", "lr", "min-lr", "wd", "warmup", "smoothing", "clip", "pad", "no-flip", "seed", "skip-nan", "val", "ema", "augment", "erase", "mixup", "cutmix"} {
 		if o.set[name] {
 			clash = append(clash, "-"+name)
 		}

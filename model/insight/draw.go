@@ -340,19 +340,26 @@ func WriteAttention(w io.Writer, f AttentionFigure) error {
 	})
 }
 
-// WriteCurves draws the loss and the accuracy per epoch, train and test,
-// in two panels.
+// WriteCurves draws the loss and the accuracy per epoch, train, validation
+// (when every epoch has it) and test, in two panels.
 func WriteCurves(w io.Writer, epochs []Epoch, title string) error {
 	if len(epochs) == 0 {
 		return fmt.Errorf("insight: no epochs to draw")
 	}
+	val := true
+	for _, e := range epochs {
+		val = val && e.HasVal
+	}
+	loss := []curve{{"train", series(epochs, func(e Epoch) float64 { return e.TrainLoss })}}
+	acc := []curve{{"train", series(epochs, func(e Epoch) float64 { return 100 * e.TrainAcc })}}
+	if val {
+		loss = append(loss, curve{"validation", series(epochs, func(e Epoch) float64 { return e.ValLoss })})
+		acc = append(acc, curve{"validation", series(epochs, func(e Epoch) float64 { return 100 * e.ValAcc })})
+	}
+	loss = append(loss, curve{"test", series(epochs, func(e Epoch) float64 { return e.TestLoss })})
+	acc = append(acc, curve{"test", series(epochs, func(e Epoch) float64 { return 100 * e.TestAcc })})
 	return writePanels(w, title, epochTicks(epochs),
-		panelSpec{"Loss", "cross-entropy", true, []curve{
-			{"train", series(epochs, func(e Epoch) float64 { return e.TrainLoss })},
-			{"test", series(epochs, func(e Epoch) float64 { return e.TestLoss })}}},
-		panelSpec{"Accuracy", "accuracy (%)", false, []curve{
-			{"train", series(epochs, func(e Epoch) float64 { return 100 * e.TrainAcc })},
-			{"test", series(epochs, func(e Epoch) float64 { return 100 * e.TestAcc })}}})
+		panelSpec{"Loss", "cross-entropy", true, loss}, panelSpec{"Accuracy", "accuracy (%)", false, acc})
 }
 
 // Run is one training run's metrics, named for a legend.

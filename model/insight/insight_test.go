@@ -352,6 +352,13 @@ func TestReadMetrics(t *testing.T) {
 	if es[2].TrainLoss != 0.9 || es[2].TestAcc != 0.5 {
 		t.Errorf("epoch 3 is %+v, expected the later line (train loss 0.9, test acc 0.5)", es[2])
 	}
+	if es[0].HasVal {
+		t.Error("a line without validation figures read as having them")
+	}
+	vs, err := ReadMetrics(strings.NewReader(`{"epoch":1,"train_loss":2,"train_acc":0.1,"val_loss":1.8,"val_acc":0.25,"test_loss":1.9,"test_acc":0.2}`))
+	if err != nil || !vs[0].HasVal || vs[0].ValAcc != 0.25 || vs[0].ValLoss != 1.8 {
+		t.Errorf("validation figures read as %+v (%v)", vs, err)
+	}
 	for _, tc := range []struct{ in, part string }{
 		{"", "no epochs"},
 		{"\n\n", "no epochs"},
@@ -359,6 +366,7 @@ func TestReadMetrics(t *testing.T) {
 		{"{\"epoch\":1,\"train_loss\":1,\"train_acc\":0.5,\"test_loss\":1,\"test_acc\":1}\nnot json", "line 2"},
 		{`{"epoch":0,"train_loss":1,"train_acc":0.5,"test_loss":1,"test_acc":1}`, "epoch 0"},
 		{`{"epoch":"x","train_loss":1,"train_acc":0.5,"test_loss":1,"test_acc":1}`, "line 1"},
+		{`{"epoch":1,"train_loss":1,"train_acc":0.5,"val_acc":0.5,"test_loss":1,"test_acc":1}`, "val_loss and val_acc"},
 	} {
 		_, err := ReadMetrics(strings.NewReader(tc.in))
 		wantErr(t, err, tc.part)
@@ -403,15 +411,27 @@ func TestWritePictures(t *testing.T) {
 	}
 
 	b.Reset()
-	if err := WriteCurves(&b, []Epoch{{1, 2, 0.1, 1.9, 0.2}, {2, 1.5, 0.3, 1.4, 0.35}}, "run"); err != nil {
+	two := []Epoch{{Epoch: 1, TrainLoss: 2, TrainAcc: 0.1, TestLoss: 1.9, TestAcc: 0.2}, {Epoch: 2, TrainLoss: 1.5, TrainAcc: 0.3, TestLoss: 1.4, TestAcc: 0.35}}
+	if err := WriteCurves(&b, two, "run"); err != nil {
 		t.Fatal(err)
 	}
-	decodePNG(t, b.Bytes())
+	plain := decodePNG(t, b.Bytes())
 	b.Reset()
-	if err := WriteCurves(&b, []Epoch{{1, 2, 0.1, 1.9, 0.2}}, ""); err != nil { // one epoch: flat ranges
+	if err := WriteCurves(&b, two[:1], ""); err != nil { // one epoch: flat ranges
 		t.Fatal(err)
 	}
 	decodePNG(t, b.Bytes())
+	// With validation figures a third line is drawn: another picture.
+	for i := range two {
+		two[i].ValLoss, two[i].ValAcc, two[i].HasVal = 1.7-0.2*float64(i), 0.25+0.1*float64(i), true
+	}
+	b.Reset()
+	if err := WriteCurves(&b, two, "run"); err != nil {
+		t.Fatal(err)
+	}
+	if withVal := decodePNG(t, b.Bytes()); imagesEqual(plain, withVal) {
+		t.Error("the curves with validation figures are the picture without them")
+	}
 
 	// Bad inputs are errors, not panics.
 	wantErr(t, WritePosSimilarity(&b, sim[:10], grid, ""), "10 values")
@@ -440,4 +460,19 @@ func TestWritePictures(t *testing.T) {
 		t.Errorf("all-zero rollout: %v", err)
 	}
 	wantErr(t, WriteCurves(&b, nil, ""), "no epochs")
+}
+
+// imagesEqual reports whether two pictures have the same size and pixels.
+func imagesEqual(a, b image.Image) bool {
+	if a.Bounds() != b.Bounds() {
+		return false
+	}
+	for y := a.Bounds().Min.Y; y < a.Bounds().Max.Y; y++ {
+		for x := a.Bounds().Min.X; x < a.Bounds().Max.X; x++ {
+			if a.At(x, y) != b.At(x, y) {
+				return false
+			}
+		}
+	}
+	return true
 }

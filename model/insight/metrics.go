@@ -16,15 +16,19 @@ type Epoch struct {
 	Epoch     int     `json:"epoch"`
 	TrainLoss float64 `json:"train_loss"`
 	TrainAcc  float64 `json:"train_acc"`
+	ValLoss   float64 `json:"val_loss"` // with HasVal only (runs with held-out validation images)
+	ValAcc    float64 `json:"val_acc"`
 	TestLoss  float64 `json:"test_loss"`
 	TestAcc   float64 `json:"test_acc"`
+	HasVal    bool    `json:"-"`
 }
 
 // MaxMetricsLine bounds the length of one line of a metrics file.
 const MaxMetricsLine = 1 << 20
 
 // ReadMetrics reads a metrics file: JSON lines with epoch, train_loss,
-// train_acc, test_loss and test_acc (blank lines skipped). A later line for
+// train_acc, test_loss and test_acc, and val_loss and val_acc if the run
+// held out validation images (blank lines skipped). A later line for
 // an epoch replaces an earlier one (as after a resumed run); the result is
 // sorted by epoch.
 func ReadMetrics(r io.Reader) ([]Epoch, error) {
@@ -51,10 +55,16 @@ func ReadMetrics(r io.Reader) ([]Epoch, error) {
 		if err := json.Unmarshal(b, &e); err != nil {
 			return nil, fmt.Errorf("insight: metrics line %d: %v", line, err)
 		}
+		_, hasLoss := raw["val_loss"]
+		_, hasAcc := raw["val_acc"]
+		if hasLoss != hasAcc {
+			return nil, fmt.Errorf("insight: metrics line %d: val_loss and val_acc must come together", line)
+		}
+		e.HasVal = hasAcc
 		if e.Epoch < 1 {
 			return nil, fmt.Errorf("insight: metrics line %d: epoch %d, expected a positive epoch number", line, e.Epoch)
 		}
-		for _, v := range []float64{e.TrainLoss, e.TrainAcc, e.TestLoss, e.TestAcc} {
+		for _, v := range []float64{e.TrainLoss, e.TrainAcc, e.ValLoss, e.ValAcc, e.TestLoss, e.TestAcc} {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return nil, fmt.Errorf("insight: metrics line %d: value %v, expected finite numbers", line, v)
 			}

@@ -17,9 +17,26 @@ const MinStd = 1e-6
 // accumulated in float64. Std is never below MinStd. An empty split gives
 // mean 0 and std 1.
 func ComputeNormalization(d *Dataset) preprocess.Normalization {
+	return ComputeNormalizationOf(d, nil)
+}
+
+// ComputeNormalizationOf is ComputeNormalization over the images idx of d
+// only (all of them if idx is nil): a training split without its held-out
+// validation images.
+func ComputeNormalizationOf(d *Dataset, idx []int) preprocess.Normalization {
 	n := preprocess.Normalization{Mean: make([]float32, d.C), Std: make([]float32, d.C)}
+	images := d.N
+	if idx != nil {
+		images = len(idx)
+	}
+	image := func(k int) int {
+		if idx == nil {
+			return k
+		}
+		return idx[k]
+	}
 	plane := d.H * d.W
-	count := float64(d.N) * float64(plane)
+	count := float64(images) * float64(plane)
 	for c := 0; c < d.C; c++ {
 		if count == 0 {
 			n.Std[c] = 1
@@ -27,14 +44,16 @@ func ComputeNormalization(d *Dataset) preprocess.Normalization {
 		}
 		// Two passes (mean, then squared deviations): no cancellation.
 		var sum float64
-		for i := 0; i < d.N; i++ {
+		for k := 0; k < images; k++ {
+			i := image(k)
 			for _, v := range d.Images[(i*d.C+c)*plane : (i*d.C+c+1)*plane] {
 				sum += float64(v)
 			}
 		}
 		mean := sum / count
 		var sq float64
-		for i := 0; i < d.N; i++ {
+		for k := 0; k < images; k++ {
+			i := image(k)
 			for _, v := range d.Images[(i*d.C+c)*plane : (i*d.C+c+1)*plane] {
 				dv := float64(v) - mean
 				sq += dv * dv
@@ -54,13 +73,25 @@ func ComputeNormalization(d *Dataset) preprocess.Normalization {
 //     channel's mean pixel value — and an H×W window is cut from the padded
 //     (H+2·Pad)×(W+2·Pad) image at offsets dy, dx drawn uniformly from
 //     0..2·Pad (dy first). Pad = 0 leaves the image in place and draws nothing.
+//
 //  2. Horizontal flip: with Flip, the image is mirrored left-right with
 //     probability 0.5 (one draw, after the crop's).
 //
-// Draws use rng.Intn, so a batch depends only on the rng's state.
+//  3. An automatic augmentation policy (Policy: PolicyRandAugment with Ops
+//     operations at bin Magnitude, or PolicyTrivialAugment; see
+//     augment.go), on the raw image, before normalisation.
+//
+//  4. Random erasing, with probability Erase, on the normalised image.
+//
+// Draws come from rng in this order, image by image (crop, flip, policy,
+// erasing), and only for the steps that are on, so a batch depends only on
+// the rng's state and the old steps alone draw what they always did.
 type Augment struct {
-	Pad  int
-	Flip bool
+	Pad            int
+	Flip           bool
+	Policy         string
+	Ops, Magnitude int
+	Erase          float64
 }
 
 // Batch writes the normalised images idx of d into dst (len(idx)·C·H·W
@@ -88,9 +119,13 @@ func (d *Dataset) Batch(dst []float32, labels []int, idx []int, norm preprocess.
 		if aug.Pad < 0 {
 			panic(fmt.Sprintf("data: Batch: augmentation pad %d, expected ≥ 0", aug.Pad))
 		}
-		if rng == nil && (aug.Pad > 0 || aug.Flip) {
+		if rng == nil && (aug.Pad > 0 || aug.Flip || aug.Policy != "" || aug.Erase > 0) {
 			panic("data: Batch: augmentation requested with a nil rng")
 		}
+	}
+	var raw, tmp []float32 // an image being augmented, and scratch
+	if aug != nil && aug.Policy != "" {
+		raw, tmp = make([]float32, chw), make([]float32, chw)
 	}
 	for k, i := range idx {
 		if i < 0 || i >= d.N {
@@ -108,8 +143,16 @@ func (d *Dataset) Batch(dst []float32, labels []int, idx []int, norm preprocess.
 			if aug.Flip {
 				flip = rng.Intn(2) == 1
 			}
+			if aug.Policy != "" {
+				copy(raw, src)
+				applyPolicy(raw, tmp, d.C, d.H, d.W, aug, rng)
+				src = raw
+			}
 		}
 		d.place(out, src, norm, dy, dx, flip)
+		if aug != nil && aug.Erase > 0 {
+			erase(out, d.C, d.H, d.W, aug.Erase, rng)
+		}
 	}
 }
 
