@@ -1,6 +1,7 @@
 package train
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/vitgo/vit/model"
@@ -41,13 +42,27 @@ func randomDataset(c model.Config, n int) *data.Dataset {
 }
 
 // BenchmarkTrainStep measures one optimizer step (forward, loss, backward,
-// clipping, AdamW) at batch 128 (32 for Ti/16), in images per second.
+// clipping, AdamW) at batch 128 (32 for Ti/16), in images per second. The
+// "augmented" rows add every augmentation of issue 16 (RandAugment, random
+// erasing, Mixup or CutMix, the moving average), whose batches are prepared
+// by a goroutine during the step before: the difference to the plain row
+// is what they cost.
 func BenchmarkTrainStep(b *testing.B) {
+	configs := benchConfigs
 	for _, bc := range benchConfigs {
+		if bc.name == "fashion-p4" || bc.name == "cifar-tiny" {
+			configs = append(configs, bc)
+			configs[len(configs)-1].name += "/augmented"
+		}
+	}
+	for _, bc := range configs {
 		b.Run(bc.name, func(b *testing.B) {
 			batch := bc.batch
 			d := randomDataset(bc.cfg, batch*4)
 			cfg := Config{Model: bc.cfg, Epochs: 1000, Batch: batch, LR: 1e-3, WeightDecay: 0.05, ClipNorm: 1}
+			if strings.HasSuffix(bc.name, "/augmented") {
+				cfg.Pad, cfg.Flip, cfg.AutoAugment, cfg.Erase, cfg.Mixup, cfg.CutMix, cfg.EMA = 2, true, "randaugment", 0.25, 0.8, 1, 0.999
+			}
 			r, err := New(cfg, d, d, data.ComputeNormalization(d))
 			if err != nil {
 				b.Fatal(err)
