@@ -18,6 +18,7 @@ Written for Python 3, torch 1.13 and torchvision 0.14, CPU only.
 """
 
 import argparse
+import copy
 import gzip
 import json
 import math
@@ -433,6 +434,68 @@ def layer_of(name, depth):
 # ---------------------------------------------------------------------------
 
 
+def parse_policy(spec):
+    """The Go trainer's data.ParsePolicy: (policy, ops, magnitude)."""
+    if spec in ("", "none"):
+        return None
+    if spec == "trivialaugment":
+        return torchvision.transforms.TrivialAugmentWide()
+    if spec == "randaugment" or spec.startswith("randaugment-"):
+        n, m = 2, 9
+        for part in spec.split("-")[1:]:
+            if len(part) < 2 or part[0] not in "nm" or not part[1:].isdigit():
+                raise UsageError(f"augmentation {spec!r}: bad part {part!r}, expected nN or mM")
+            if part[0] == "n":
+                n = int(part[1:])
+            else:
+                m = int(part[1:])
+        if not (1 <= n <= 10 and 0 <= m <= 30):
+            raise UsageError(f"augmentation {spec!r}: out of range (n1..n10, m0..m30)")
+        return torchvision.transforms.RandAugment(num_ops=n, magnitude=m)
+    raise UsageError(f"unknown augmentation {spec!r}, expected randaugment, randaugment-nN-mM, trivialaugment or none")
+
+
+def split_validation(split, n, seed):
+    """A stratified hold-out of n images (each class its share, largest
+    remainders rounding up), chosen from the seed: the Go trainer's
+    data.SplitValidation in method, not in the images it picks."""
+    labels = split.labels
+    k = int(labels.max()) + 1
+    counts = np.bincount(labels, minlength=k)
+    quota = (n * counts) // split.n
+    rem = (n * counts) % split.n
+    for c in sorted(range(k), key=lambda c: -rem[c])[: n - int(quota.sum())]:
+        quota[c] += 1
+    rng = np.random.default_rng([seed_entropy(seed), 3])
+    held = np.zeros(split.n, bool)
+    for c in range(k):
+        members = np.flatnonzero(labels == c)
+        held[members[rng.permutation(len(members))[: quota[c]]]] = True
+    return Split(split.images[~held], labels[~held]), Split(split.images[held], labels[held])
+
+
+def mix_batch(x, y_soft, mixup, cutmix, rng):
+    """timm's Mixup in batch mode: x with x reversed; targets likewise."""
+    if mixup <= 0 and cutmix <= 0:
+        return x, y_soft
+    cut = cutmix > 0 and (mixup <= 0 or rng.random() < 0.5)
+    lam = float(rng.beta(cutmix, cutmix) if cut else rng.beta(mixup, mixup))
+    xr = x.flip(0)
+    if cut:
+        _, _, h, w = x.shape
+        r = math.sqrt(1 - lam)
+        ch, cw = int(h * r), int(w * r)
+        cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        y0, y1 = min(max(cy - ch // 2, 0), h), min(max(cy + ch // 2, 0), h)
+        x0, x1 = min(max(cx - cw // 2, 0), w), min(max(cx + cw // 2, 0), w)
+        x = x.clone()
+        x[:, :, y0:y1, x0:x1] = xr[:, :, y0:y1, x0:x1]
+        lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+    else:
+        x = lam * x + (1 - lam) * xr
+    return x, lam * y_soft + (1 - lam) * y_soft.flip(0)
+
+
 def parse_args(argv):
     here = os.path.dirname(os.path.abspath(__file__))
     default_data = os.path.normpath(os.path.join(here, "..", "..", "testdata", "fashion-sample"))
@@ -475,6 +538,12 @@ def parse_args(argv):
       "the weights' class names are not the data's)")
     a("--freeze", choices=["", "backbone"], default="", help="backbone: train the head only (Go -freeze)")
     a("--layer-decay", type=float, default=0.0, help="each block's learning rate R times the next one's (Go -layer-decay)")
+    a("--val", type=int, default=0, help="hold out N training images (stratified) for validation; the best epoch is chosen on them (Go -val)")
+    a("--augment", default="", help="randaugment, randaugment-nN-mM or trivialaugment: torchvision's transforms (Go -augment)")
+    a("--erase", type=float, default=0.0, help="random erasing probability: torchvision's RandomErasing, value 0 (Go -erase)")
+    a("--mixup", type=float, default=0.0, help="Mixup Beta alpha, timm's batch mode (Go -mixup)")
+    a("--cutmix", type=float, default=0.0, help="CutMix Beta alpha, timm's batch mode (Go -cutmix)")
+    a("--ema", type=float, default=0.0, help="moving average of the weights with this decay, evaluated instead of them (Go -ema)")
     return p.parse_args(argv)
 
 
@@ -496,6 +565,11 @@ def check_args(args):
     need(args.clip >= 0 and math.isfinite(args.clip), f"--clip must be ≥ 0, got {args.clip}")
     need(0 <= args.layer_decay <= 1, f"--layer-decay must be in [0, 1], got {args.layer_decay}")
     need(args.pretrained or not (args.freeze or args.layer_decay), "--freeze and --layer-decay need --pretrained")
+    need(args.val >= 0, f"--val must not be negative, got {args.val}")
+    need(0 <= args.erase <= 1, f"--erase must be in [0, 1], got {args.erase}")
+    need(args.mixup >= 0 and args.cutmix >= 0, "--mixup and --cutmix must be ≥ 0")
+    need(0 <= args.ema < 1, f"--ema must be in [0, 1), got {args.ema}")
+    parse_policy(args.augment)
 
 
 def run(argv):
@@ -535,6 +609,12 @@ def run(argv):
     if test.n == 0:
         raise DataError("the test split is empty")
 
+    val = None
+    if args.val:
+        if not 0 < args.val < train.n:
+            raise UsageError(f"--val {args.val}, expected 1..{train.n - 1}")
+        train, val = split_validation(train, args.val, args.seed)
+        log(f"validation: {val.n} training images held out, {train.n} left")
     mean, std = compute_normalization(train.images)
 
     torch.manual_seed(seed_entropy(args.seed))
@@ -571,8 +651,16 @@ def run(argv):
         f"threads {torch.get_num_threads()}")
     log(f"steps: {steps_epoch} per epoch, {total} in all; torch {torch.__version__}, torchvision {torchvision.__version__}")
 
+    policy = parse_policy(args.augment)
+    eraser = torchvision.transforms.RandomErasing(p=args.erase, value=0) if args.erase > 0 else None
+    ema = None
+    if args.ema:
+        ema = copy.deepcopy(model)
+        for p_ in ema.parameters():
+            p_.requires_grad_(False)
     metrics_file = open(args.metrics, "w") if args.metrics else None
     step, best, last_acc = 0, 0.0, 0.0
+    best_val, best_epoch, best_test = -1.0, 0, 0.0
     try:
         for epoch in range(args.epochs):
             model.train()
@@ -582,9 +670,21 @@ def run(argv):
             for k in range(steps_epoch):
                 t = time.perf_counter()
                 idx = order[k * args.batch:(k + 1) * args.batch]
-                x, y = make_batch(train, idx, lut, args.pad, flip, step_rng(args.seed, step))
+                rng = step_rng(args.seed, step)
+                if policy is not None or eraser is not None:
+                    torch.manual_seed(seed_entropy(args.seed) * 1_000_003 + step)  # torchvision draws from torch's RNG
+                if policy is not None:
+                    sub = Split(np.stack([policy(torch.from_numpy(im)).numpy() for im in train.images[idx]]), train.labels[idx])
+                    x, y = make_batch(sub, np.arange(len(idx)), lut, args.pad, flip, rng)
+                else:
+                    x, y = make_batch(train, idx, lut, args.pad, flip, rng)
+                if eraser is not None:
+                    x = torch.stack([eraser(im) for im in x])
+                target = y
+                if args.mixup > 0 or args.cutmix > 0:
+                    x, target = mix_batch(x, nn.functional.one_hot(y, num_classes).float(), args.mixup, args.cutmix, rng)
                 logits = model(x)
-                loss = criterion(logits, y)
+                loss = criterion(logits, target)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 loss_v = loss.item()
@@ -599,29 +699,41 @@ def run(argv):
                 for g in opt.param_groups:
                     g["lr"] = lr * g["lr_scale"]
                 opt.step()
+                if ema is not None:
+                    d = min(args.ema, (2 + step) / (11 + step))  # the Go trainer's decay at step t = step + 1
+                    with torch.no_grad():
+                        for pe, pm in zip(ema.parameters(), model.parameters()):
+                            pe.mul_(d).add_(pm.detach(), alpha=1 - d)
                 loss_sum += loss_v * args.batch
                 correct += (logits.detach().argmax(1) == y).sum().item()
                 seen += args.batch
                 step += 1
                 train_seconds += time.perf_counter() - t
             t = time.perf_counter()
-            test_loss, test_acc = evaluate(model, test, lut, eval_batch)
+            evaluated = ema if ema is not None else model
+            line = {"epoch": epoch + 1, "step": step, "train_loss": loss_sum / seen, "train_acc": correct / seen}
+            if val is not None:
+                line["val_loss"], line["val_acc"] = evaluate(evaluated, val, lut, eval_batch)
+            test_loss, test_acc = evaluate(evaluated, test, lut, eval_batch)
             eval_seconds = time.perf_counter() - t
             best = max(best, test_acc)
             last_acc = test_acc
+            if val is not None and line["val_acc"] > best_val:
+                best_val, best_epoch, best_test = line["val_acc"], epoch + 1, test_acc
             emit({
-                "epoch": epoch + 1,
-                "step": step,
-                "train_loss": loss_sum / seen,
-                "train_acc": correct / seen,
+                **line,
                 "test_loss": test_loss,
                 "test_acc": test_acc,
                 "lr": lr,
                 "images_per_s": seen / train_seconds,
                 "seconds": train_seconds + eval_seconds,
             }, metrics_file)
+        final = {"final_test_acc": last_acc}
+        if val is not None:
+            # Chosen on validation data; the best test accuracy is reported only.
+            final.update({"best_val_acc": best_val, "best_val_epoch": best_epoch, "best_by_val_test_acc": best_test})
         emit({
-            "final_test_acc": last_acc,
+            **final,
             "best_test_acc": best,
             "wall_seconds": time.time() - t_start,
             "torch": torch.__version__,
