@@ -514,12 +514,12 @@ type aheadBatch struct {
 	done   chan struct{} // closed when x, labels, y and err are set
 }
 
-// waitAhead waits for a batch being read ahead and drops it (before an
-// evaluation reads the same source, or when the run is closed).
+// waitAhead waits for a batch being read ahead (before an evaluation reads
+// a source that may share the training data's, or when the run is closed);
+// the batch stays for its step.
 func (r *Run) waitAhead() {
 	if b := r.ahead; b != nil {
 		<-b.done
-		r.ahead, r.spare = nil, b
 	}
 }
 
@@ -582,7 +582,10 @@ func (r *Run) TrainStep() (float64, error) {
 		copy(r.ybuf, b.y)
 		r.spare = b
 	} else {
-		r.waitAhead()
+		if b != nil { // read ahead for another step: not used
+			<-b.done
+			r.ahead, r.spare = nil, b
+		}
 		if err := r.prepare(r.Step, r.batchIndices(r.Step), r.xbuf, r.labels, r.ybuf); err != nil {
 			return 0, err
 		}
