@@ -13,3 +13,4 @@ while pgrep -f "runs/abl/base/" > /dev/null; do sleep 10; done
 row all -augment randaugment -erase 0.25 -mixup 0.8 -cutmix 1 -ema 0.999
 row ra -augment randaugment
 row ema -ema 0.999
+row erase -erase 0.25
