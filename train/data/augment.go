@@ -125,15 +125,23 @@ func ParsePolicy(s string) (policy string, ops, magnitude int, err error) {
 	return "", 0, 0, fmt.Errorf("unknown augmentation %q, expected randaugment, randaugment-nN-mM, trivialaugment or none", s)
 }
 
+// allOps are the operations of a policy; grayOps those for one channel
+// (all but Color).
+var allOps, grayOps = func() (all [numOps]op, gray [numOps - 1]op) {
+	for o := op(0); o < numOps; o++ {
+		all[o] = o
+	}
+	copy(gray[:], all[:opColor])
+	copy(gray[opColor:], all[opColor+1:])
+	return
+}()
+
 // applyPolicy applies aug's policy to one raw image (C×H×W values in
 // [0, 1]) in place, drawing from rng; tmp holds at least C·H·W values.
 func applyPolicy(img, tmp []float32, c, h, w int, aug *Augment, rng *rand.Rand) {
-	ops := make([]op, 0, numOps)
-	for o := op(0); o < numOps; o++ {
-		if o == opColor && c == 1 {
-			continue
-		}
-		ops = append(ops, o)
+	ops := allOps[:]
+	if c == 1 {
+		ops = grayOps[:]
 	}
 	for n := 0; n < aug.Ops; n++ {
 		o := ops[rng.Intn(len(ops))]

@@ -28,16 +28,7 @@ type Source interface {
 	ReadBatch(dst []float32, labels []int, idx []int, norm preprocess.Normalization, aug *Augment, rng *rand.Rand) error
 }
 
-// Prefetcher is a Source that can start reading a batch before it is
-// asked for it (the trainer calls Prefetch with the next step's images).
-type Prefetcher interface {
-	Prefetch(idx []int)
-}
-
-var (
-	_ Source     = (*Dataset)(nil)
-	_ Prefetcher = (*Folder)(nil)
-)
+var _ Source = (*Dataset)(nil)
 
 // Len is d.N.
 func (d *Dataset) Len() int { return d.N }
@@ -57,7 +48,7 @@ func (d *Dataset) ReadBatch(dst []float32, labels []int, idx []int, norm preproc
 // Folder is an image-folder split read lazily: only the file names are
 // held; a batch's files are decoded, converted and resized (as the
 // in-memory reader does) by a pool of goroutines when the batch is asked
-// for, or ahead of time (Prefetch). Converted images are kept in a cache
+// for (the trainer asks for the next one during a step). Converted images are kept in a cache
 // of at most CacheBytes (the first ones read stay), so memory stays bounded
 // by the cache and a few batches whatever the folder's size, and a folder
 // that fits in the cache is decoded once. Its batches are the in-memory
@@ -72,22 +63,13 @@ type Folder struct {
 	ch, size int
 	workers  int
 
-	mu      sync.Mutex
-	pending *prefetched // the batch being read ahead
-	cache   [][]float32 // converted images kept, by index
-	cached  int64       // their bytes
+	mu     sync.Mutex
+	cache  [][]float32 // converted images kept, by index
+	cached int64       // their bytes
 }
 
 // DefaultCacheBytes is a Folder's cache of converted images: 512 MiB.
 const DefaultCacheBytes = 512 << 20
-
-// prefetched is a batch being read ahead.
-type prefetched struct {
-	idx  []int
-	done chan struct{}
-	pix  []float32
-	err  error
-}
 
 // Len is the number of image files.
 func (f *Folder) Len() int { return len(f.items) }
@@ -98,38 +80,11 @@ func (f *Folder) Shape() (c, h, w int) { return f.ch, f.size, f.size }
 // ClassNames are the class folders' names.
 func (f *Folder) ClassNames() []string { return f.classes }
 
-// Prefetch starts reading images idx in the background; a ReadBatch of the
-// same images takes them. A new Prefetch replaces the pending one.
-func (f *Folder) Prefetch(idx []int) {
-	p := &prefetched{idx: slices.Clone(idx), done: make(chan struct{})}
-	f.mu.Lock()
-	f.pending = p
-	f.mu.Unlock()
-	go func() {
-		defer close(p.done)
-		p.pix, p.err = f.read(p.idx)
-	}()
-}
-
-// ReadBatch reads images idx (taking a matching prefetch) and writes them
-// as Dataset.Batch would.
+// ReadBatch reads images idx and writes them as Dataset.Batch would. (The
+// trainer reads the next step's batch on a goroutine of its own while a
+// step runs.)
 func (f *Folder) ReadBatch(dst []float32, labels []int, idx []int, norm preprocess.Normalization, aug *Augment, rng *rand.Rand) error {
-	f.mu.Lock()
-	p := f.pending
-	if p != nil && slices.Equal(p.idx, idx) {
-		f.pending = nil
-	} else {
-		p = nil
-	}
-	f.mu.Unlock()
-	var pix []float32
-	var err error
-	if p != nil {
-		<-p.done
-		pix, err = p.pix, p.err
-	} else {
-		pix, err = f.read(idx)
-	}
+	pix, err := f.read(idx)
 	if err != nil {
 		return err
 	}

@@ -74,22 +74,6 @@ func (v *View) ReadBatch(dst []float32, labels []int, idx []int, norm preprocess
 	return v.src.ReadBatch(dst, labels, mapped, norm, aug, rng)
 }
 
-// Prefetch passes the prefetch on to a source that can read ahead.
-func (v *View) Prefetch(idx []int) {
-	p, ok := v.src.(Prefetcher)
-	if !ok {
-		return
-	}
-	out := make([]int, len(idx)) // not v.buf: ReadBatch may be running
-	for k, i := range idx {
-		if i < 0 || i >= len(v.idx) {
-			return
-		}
-		out[k] = v.idx[i]
-	}
-	p.Prefetch(out)
-}
-
 func (v *View) mapped(idx []int) ([]int, error) {
 	if cap(v.buf) < len(idx) {
 		v.buf = make([]int, len(idx))
