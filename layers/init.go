@@ -46,3 +46,13 @@ func Constant(v float64) Init {
 		}
 	}
 }
+
+// Uniform draws from U(−bound, bound); bound 1/√fan_in is PyTorch's default
+// for Linear and Conv2d weights.
+func Uniform(bound float64) Init {
+	return func(rng *rand.Rand, d []float64) {
+		for i := range d {
+			d[i] = (2*rng.Float64() - 1) * bound
+		}
+	}
+}

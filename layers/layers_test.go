@@ -328,6 +328,56 @@ func TestPatchEmbedGrad(t *testing.T) {
 	}}, 9, all)
 }
 
+func TestConvStemGrad(t *testing.T) {
+	for _, c := range []int{1, 3} {
+		t.Run(fmt.Sprintf("channels=%d", c), func(t *testing.T) {
+			checkLayer(t, layerCase{x: []int{tB, c, 8, 8}, make: func(s *Scope) (func(*G.Node) (*G.Node, error), []**G.Node, error) {
+				st, err := NewConvStem(s, "patch_embed", c, 8, []int{3, 4}, tD, 1e-6)
+				if err != nil {
+					return nil, nil, err
+				}
+				var fields []**G.Node
+				for i := range st.Convs {
+					fields = append(fields, &st.Convs[i], &st.Norms[i].Scale, &st.Norms[i].Shift)
+				}
+				return st.Forward, append(fields, &st.Proj, &st.Bias), nil
+			}}, 11, gradcheck.Options{MaxElements: 48})
+		})
+	}
+}
+
+// TestConvStemShapes: n convolutions of stride 2 make the tokens of
+// patches of 2ⁿ pixels; an odd grid on the way is refused.
+func TestConvStemShapes(t *testing.T) {
+	g := G.NewGraph()
+	s := NewScope(g, "", tensor.Float32, 1)
+	st, err := NewConvStem(s, "patch_embed", 1, 28, []int{4, 8}, 16, 1e-6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(2, 1, 28, 28), G.WithName("x"))
+	y, err := st.Forward(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := y.Shape(); !got.Eq(tensor.Shape{2, 49, 16}) {
+		t.Fatalf("tokens shape %v, want (2, 49, 16)", got)
+	}
+	var names []string
+	for _, p := range s.Params() {
+		names = append(names, p.Name)
+	}
+	want := "patch_embed.stem.0.conv.weight patch_embed.stem.0.norm.weight patch_embed.stem.0.norm.bias " +
+		"patch_embed.stem.1.conv.weight patch_embed.stem.1.norm.weight patch_embed.stem.1.norm.bias " +
+		"patch_embed.proj.weight patch_embed.proj.bias"
+	if got := strings.Join(names, " "); got != want {
+		t.Fatalf("parameters\n%s\nwant\n%s", got, want)
+	}
+	if _, err := NewConvStem(NewScope(G.NewGraph(), "", tensor.Float32, 1), "p", 1, 28, []int{4, 8, 16}, 16, 1e-6); err == nil {
+		t.Fatal("three stride-2 convolutions on 28×28 (28 → 14 → 7 → odd): expected an error")
+	}
+}
+
 func TestDropoutLayer(t *testing.T) {
 	g := G.NewGraph()
 	x := G.NewTensor(g, tensor.Float64, 3, G.WithShape(tB, tN, tD), G.WithName("x"))

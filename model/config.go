@@ -32,6 +32,30 @@ type Config struct {
 	NoQKVBias   bool     `json:"no_qkv_bias,omitempty"`  // drop the bias of the qkv projection (the paper's model has one)
 	Init        string   `json:"init,omitempty"`         // initialisation: "timm" (default) or "torchvision" (see New)
 	PosEmbed    string   `json:"pos_embed,omitempty"`    // PosLearned (default, the paper) or PosSinCos (fixed 2-D sin-cos, not trained; see SinCos2D)
+	Stem        string   `json:"stem,omitempty"`         // StemPatch (default, the paper's P×P projection) or StemConv (3×3 convolutions; see StemWidths)
+}
+
+// Patch embeddings (Config.Stem).
+const (
+	StemPatch = "patch" // one P×P convolution of stride P, the paper's linear projection of patches
+	StemConv  = "conv"  // log₂P 3×3 convolutions of stride 2, each with a LayerNorm and a GELU, then a 1×1 to D (layers.ConvStem)
+)
+
+// ConvStem reports whether the patch embedding is a convolutional stem.
+func (c Config) ConvStem() bool { return c.Stem == StemConv }
+
+// StemWidths returns the output channels of the conv stem's convolutions:
+// log₂P of them, doubling up to D (for P = 4 and D = 64: 32, 64). Nil
+// without a conv stem.
+func (c Config) StemWidths() []int {
+	if !c.ConvStem() {
+		return nil
+	}
+	var w []int
+	for p := c.PatchSize / 2; p >= 1; p /= 2 {
+		w = append(w, c.Dim/p)
+	}
+	return w
 }
 
 // Positional embeddings (Config.PosEmbed).
@@ -129,6 +153,18 @@ func (c Config) Validate() error {
 	default:
 		return errors.Errorf(`model: Config.PosEmbed must be %q or %q, got %q`, PosLearned, PosSinCos, c.PosEmbed)
 	}
+	switch c.Stem {
+	case "", StemPatch:
+	case StemConv:
+		if c.PatchSize < 2 || c.PatchSize&(c.PatchSize-1) != 0 {
+			return errors.Errorf("model: a conv stem needs Config.PatchSize a power of 2 (each convolution halves the grid), got %d", c.PatchSize)
+		}
+		if c.Dim < c.PatchSize/2 {
+			return errors.Errorf("model: a conv stem of patch %d needs Config.Dim at least %d (its first convolution has Dim/%d channels), got %d", c.PatchSize, c.PatchSize/2, c.PatchSize/2, c.Dim)
+		}
+	default:
+		return errors.Errorf(`model: Config.Stem must be %q or %q, got %q`, StemPatch, StemConv, c.Stem)
+	}
 	switch c.Init {
 	case "", InitTimm, InitTorchvision:
 	default:
@@ -157,6 +193,9 @@ func (c Config) String() string {
 	}
 	if c.FixedPositions() {
 		s += ", fixed sin-cos positions"
+	}
+	if c.ConvStem() {
+		s += fmt.Sprintf(", conv stem %v", c.StemWidths())
 	}
 	return s
 }
@@ -244,6 +283,15 @@ func (c Config) numParams() float64 {
 	block := 2*d + (3*d*d + qkvBias) + (d*d + d) + 2*d + (h*d + h) + (d*h + d)
 	grid := float64(c.ImageSize / c.PatchSize)
 	embed := d*float64(c.Channels*c.PatchSize*c.PatchSize) + d + d + (grid*grid+1)*d
+	if c.ConvStem() && c.Validate() == nil {
+		in := float64(c.Channels)
+		embed = 0
+		for _, w := range c.StemWidths() {
+			embed += float64(w)*in*9 + 2*float64(w) // kernel, LayerNorm
+			in = float64(w)
+		}
+		embed += d*in + d + d + (grid*grid+1)*d // 1×1 projection and bias, class token, positions
+	}
 	k := float64(c.NumClasses)
 	return embed + float64(c.Depth)*block + 2*d + k*d + k
 }

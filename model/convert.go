@@ -23,10 +23,23 @@ var tvTopLevel = map[string]string{
 	"encoder.pos_embedding": "pos_embed",
 	"conv_proj.weight":      "patch_embed.proj.weight",
 	"conv_proj.bias":        "patch_embed.proj.bias",
-	"encoder.ln.weight":     "norm.weight",
-	"encoder.ln.bias":       "norm.bias",
-	"heads.head.weight":     "head.weight",
-	"heads.head.bias":       "head.bias",
+	// A conv stem's last 1×1 convolution (conv_stem_configs); its
+	// convolutions are tvStem's.
+	"conv_proj.conv_last.weight": "patch_embed.proj.weight",
+	"conv_proj.conv_last.bias":   "patch_embed.proj.bias",
+	"encoder.ln.weight":          "norm.weight",
+	"encoder.ln.bias":            "norm.bias",
+	"heads.head.weight":          "head.weight",
+	"heads.head.bias":            "head.bias",
+}
+
+// tvStem maps the part of a torchvision conv-stem name after
+// "conv_proj.conv_bn_relu_{i}." (Conv2dNormActivation: 0 the convolution,
+// 1 the norm) to the part after "patch_embed.stem.{i}.".
+var tvStem = map[string]string{
+	"0.weight": "conv.weight",
+	"1.weight": "norm.weight",
+	"1.bias":   "norm.bias",
 }
 
 // tvBlock maps the part of a torchvision encoder-layer name after
@@ -207,6 +220,10 @@ func toTimmNames(in map[string]Tensor) (map[string]Tensor, string, error) {
 			} else if i, rest, ok := splitLayerIndex(name, "encoder.layers.encoder_layer_"); ok {
 				if m, ok := tvBlock[rest]; ok {
 					newName = fmt.Sprintf("blocks.%d.%s", i, m)
+				}
+			} else if i, rest, ok := splitLayerIndex(name, "conv_proj.conv_bn_relu_"); ok {
+				if m, ok := tvStem[rest]; ok {
+					newName = fmt.Sprintf("patch_embed.stem.%d.%s", i, m)
 				}
 			}
 		case namingHuggingFace:

@@ -13,7 +13,7 @@ type Cost struct {
 }
 
 // Cost returns the cost of this config at the given batch size. FLOPs count
-// the matrix products (patch projection, qkv, attention scores and
+// the matrix products (patch projection or conv stem, qkv, attention scores and
 // weighted sums, projection, MLP, head), which are nearly all of the work.
 func (c Config) Cost(batch int) Cost {
 	n := float64(c.Tokens())
@@ -22,11 +22,25 @@ func (c Config) Cost(batch int) Cost {
 	patches := n - 1
 	perBlock := 2 * n * (d*3*d + d*d + 2*d*h) // qkv, proj, fc1, fc2
 	perBlock += 2 * 2 * n * n * d             // QKᵀ and P·V over all heads
-	fwd := 2*patches*k*d + float64(c.Depth)*perBlock + 2*d*float64(c.NumClasses)
+	embed := 2 * patches * k * d
+	var stemActs float64
+	if c.ConvStem() {
+		in, size := float64(c.Channels), float64(c.ImageSize)
+		embed = 0
+		for _, w := range c.StemWidths() {
+			size /= 2
+			embed += 2 * size * size * in * 9 * float64(w)
+			stemActs += size*size*in*9 + 3*size*size*float64(w) // windows; conv, norm and GELU outputs
+			in = float64(w)
+		}
+		embed += 2 * patches * in * d
+		k = 0 // no patches kept: the windows above are
+	}
+	fwd := embed + float64(c.Depth)*perBlock + 2*d*float64(c.NumClasses)
 	// Per block the backward keeps: LayerNorm inputs and outputs (4·N·D),
 	// qkv (3·N·D), attention probabilities (H·N²), attention output (N·D),
 	// projection output (N·D), MLP hidden before and after GELU (2·N·H).
-	perImage := float64(c.Depth)*(9*n*d+float64(c.Heads)*n*n+2*n*h) + patches*k + 2*n*d
+	perImage := float64(c.Depth)*(9*n*d+float64(c.Heads)*n*n+2*n*h) + patches*k + 2*n*d + stemActs
 	return Cost{
 		Params:          c.NumParams(),
 		ForwardFLOPs:    fwd,

@@ -37,7 +37,11 @@ type ExportInfo struct {
 //     writes them (its metadata lets this package rebuild the model);
 //   - NamingTorchvision: one file that
 //     torchvision.models.VisionTransformer(...).load_state_dict(...,
-//     strict=True) accepts (a model without qkv bias gets zero biases);
+//     strict=True) accepts (a model without qkv bias gets zero biases; a
+//     conv stem is conv_proj.conv_bn_relu_{i} and conv_proj.conv_last, the
+//     VisionTransformer built with conv_stem_configs whose norm_layer is a
+//     LayerNorm over channels and activation_layer nn.GELU, as
+//     testdata/parity/make_stem.py does);
 //   - NamingHuggingFace: path is a directory, which receives
 //     model.safetensors in ViTForImageClassification's names (q, k and v
 //     apart), config.json (the architecture and id2label) and
@@ -45,8 +49,8 @@ type ExportInfo struct {
 //     the normalisation), as transformers' from_pretrained reads them.
 //
 // What a naming cannot express is refused: mean pooling and the tanh GELU
-// or an epsilon other than 1e-6 in torchvision's model, mean pooling in
-// Hugging Face's.
+// or an epsilon other than 1e-6 in torchvision's model, mean pooling and a
+// conv stem in Hugging Face's.
 func (m *ViT) Export(path, naming string, info ExportInfo) error {
 	c := m.Config
 	if len(info.Classes) != 0 && len(info.Classes) != c.NumClasses {
@@ -78,8 +82,8 @@ func (m *ViT) Export(path, naming string, info ExportInfo) error {
 		meta[MetaFormat], meta[MetaConfig] = "pt", c.marshal()
 		return writeSafetensors(path, names, st, "F32", meta)
 	case NamingHuggingFace:
-		if c.MeanPool() {
-			return errors.Errorf("model: export: Hugging Face's ViTForImageClassification pools the class token; this model has %v", c)
+		if c.MeanPool() || c.ConvStem() {
+			return errors.Errorf("model: export: Hugging Face's ViTForImageClassification pools the class token and embeds patches with one projection; this model has %v", c)
 		}
 		return m.exportHF(path, info, meta)
 	}
@@ -117,13 +121,20 @@ func invert(m map[string]string, skip func(k string) bool) map[string]string {
 }
 
 var (
-	timmToTV      = invert(tvTopLevel, func(string) bool { return false })
+	timmToTV      = invert(tvTopLevel, func(k string) bool { return strings.Contains(k, "conv_last") })
 	timmToTVBlock = invert(tvBlock, func(k string) bool { return strings.Contains(k, "linear_") })
+	timmToTVStem  = invert(tvStem, func(string) bool { return false })
 	timmToHF      = invert(hfTopLevel, func(string) bool { return false })
 	timmToHFBlock = invert(hfBlock, func(string) bool { return false })
 )
 
-func toTorchvisionName(name string, t Tensor, _ Config) ([]string, []Tensor) {
+func toTorchvisionName(name string, t Tensor, c Config) ([]string, []Tensor) {
+	if i, rest, ok := splitLayerIndex(name, "patch_embed.stem."); ok {
+		return []string{fmt.Sprintf("conv_proj.conv_bn_relu_%d.%s", i, timmToTVStem[rest])}, []Tensor{t}
+	}
+	if c.ConvStem() && strings.HasPrefix(name, "patch_embed.proj.") {
+		return []string{"conv_proj.conv_last." + strings.TrimPrefix(name, "patch_embed.proj.")}, []Tensor{t}
+	}
 	if n, ok := timmToTV[name]; ok {
 		return []string{n}, []Tensor{t}
 	}

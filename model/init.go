@@ -21,7 +21,9 @@ const (
 // class token 0; position embedding N(0, 0.02²); qkv weight Xavier-uniform
 // over the whole 3D×D matrix, qkv bias 0; attention output projection
 // U(±1/√D) (nn.Linear's default), bias 0; MLP weights Xavier-uniform, biases
-// N(0, 1e-6²); LayerNorms 1 and 0; classifier head 0. For small models this
+// N(0, 1e-6²); LayerNorms 1 and 0; classifier head 0. A conv stem's
+// convolutions get Conv2d's default U(±1/√fan_in), its 1×1 projection
+// N(0, 2/D) (torchvision's conv_last). For small models this
 // starts faster than timm's N(0, 0.02²) everywhere.
 func (m *ViT) initTorchvision(seed int64) error {
 	rng := rand.New(rand.NewSource(seed ^ 0x7043))
@@ -50,8 +52,13 @@ func (m *ViT) initTorchvision(seed int64) error {
 			f = zero
 		case name == "pos_embed":
 			f = normal(0.02, 0)
+		case name == "patch_embed.proj.weight" && m.Stem != nil:
+			f = normal(math.Sqrt(2/d), 0) // torchvision's conv_last
 		case name == "patch_embed.proj.weight":
 			f = normal(math.Sqrt(1/fanIn), 2)
+		case strings.HasPrefix(name, "patch_embed.stem.") && strings.HasSuffix(name, ".conv.weight"):
+			s := p.Node.Shape()
+			f = uniform(1 / math.Sqrt(float64(s[1]*s[2]*s[3]))) // Conv2d's default
 		case strings.HasSuffix(name, "attn.qkv.weight"):
 			f = uniform(math.Sqrt(6 / (d + 3*d)))
 		case strings.HasSuffix(name, "attn.proj.weight"):

@@ -123,6 +123,19 @@ func configFromShapes(st map[string]Tensor, heads int, eps float64) (Config, err
 		return c, errors.Errorf("the patch projection %v is not square", pe)
 	}
 	c.Dim, c.Channels, c.PatchSize = pe[0], pe[1], pe[2]
+	if _, ok := st["patch_embed.stem.0.conv.weight"]; ok {
+		// A conv stem: its convolutions halve the grid, widths D/2ⁿ⁻¹ … D.
+		n := 0
+		for n < 20 && st[fmt.Sprintf("patch_embed.stem.%d.conv.weight", n)].Shape != nil {
+			n++
+		}
+		c.Stem, c.PatchSize = StemConv, 1<<n
+		s0, err := shape("patch_embed.stem.0.conv.weight", 4)
+		if err != nil {
+			return c, err
+		}
+		c.Channels = s0[1]
+	}
 	for st[fmt.Sprintf("blocks.%d.norm1.weight", c.Depth)].Shape != nil {
 		c.Depth++
 	}

@@ -19,9 +19,10 @@ import (
 type ViT struct {
 	Config Config
 
-	PatchEmbed *layers.PatchEmbed
-	ClsToken   *G.Node // (1, 1, D)
-	PosEmbed   *G.Node // (1, N+1, D)
+	PatchEmbed *layers.PatchEmbed // the paper's patch projection, or nil with a conv stem
+	Stem       *layers.ConvStem   // with Config.Stem "conv", else nil
+	ClsToken   *G.Node            // (1, 1, D)
+	PosEmbed   *G.Node            // (1, N+1, D)
 	PosDrop    layers.Dropout
 	Blocks     []*layers.Block
 	Norm       *layers.LayerNorm // "norm", or "fc_norm" with mean pooling
@@ -103,7 +104,11 @@ func New(g *G.ExprGraph, cfg Config, opts ...Option) (*ViT, error) {
 	if m.PosEmbed, err = s.Param("pos_embed", []int{1, cfg.Tokens(), cfg.Dim}, layers.TruncNormal(0.02), layers.NoDecay); err != nil {
 		return nil, err
 	}
-	if m.PatchEmbed, err = layers.NewPatchEmbed(s, "patch_embed", cfg.Channels, cfg.PatchSize, cfg.Dim); err != nil {
+	if cfg.ConvStem() {
+		if m.Stem, err = layers.NewConvStem(s, "patch_embed", cfg.Channels, cfg.ImageSize, cfg.StemWidths(), cfg.Dim, cfg.LayerNormEps()); err != nil {
+			return nil, err
+		}
+	} else if m.PatchEmbed, err = layers.NewPatchEmbed(s, "patch_embed", cfg.Channels, cfg.PatchSize, cfg.Dim); err != nil {
 		return nil, err
 	}
 	bc := layers.BlockConfig{
@@ -264,7 +269,11 @@ func (m *ViT) ForwardAll(x *G.Node) (*Outputs, error) {
 		return nil, err
 	}
 	// Eq. 1: z₀ = [x_class; x¹E; …; xᴺE] + E_pos.
-	h, err := m.PatchEmbed.Forward(x) // (B, N, D): the patches xⁱ, flattened, times E
+	embed := m.PatchEmbed.Forward
+	if m.Stem != nil {
+		embed = m.Stem.Forward
+	}
+	h, err := embed(x) // (B, N, D): the patches xⁱ, flattened, times E (or the conv stem's tokens)
 	if err != nil {
 		return nil, err
 	}

@@ -614,7 +614,7 @@ func TestPublishedWeights(t *testing.T) {
 		{[]string{"-crop-pct", "2"}, 2, "-crop-pct"},
 		{[]string{"-preprocess", "torchvision", "-crop-pct", "0.8"}, 1, "crop fraction is for timm"},
 		{[]string{"-heads", "3"}, 1, "not divisible by Config.Heads 3"},
-		{[]string{"-classes", "../../testdata/parity/VERSIONS.txt"}, 1, "6 class names for a model of 10 classes"},
+		{[]string{"-classes", "../../testdata/parity/VERSIONS.txt"}, 1, "7 class names for a model of 10 classes"},
 	} {
 		args := append([]string{"-model", hf}, c.args...)
 		code, err, _, _ := runInfer(append(args, photos+"coffee.jpg")...)

@@ -99,6 +99,7 @@ func trainTiny(t *testing.T, bin, out, epochs, what string) {
 func tinyRun(out string, epochs string) []string {
 	return []string{"-data", "../../testdata/fashion-sample", "-out", out, "-epochs", epochs,
 		"-dim", "16", "-depth", "1", "-heads", "2", "-mlp-dim", "16", "-batch", "100", "-eval-batch", "500",
+		"-patch", "4", "-stem", "conv",
 		// Every source of state and randomness a resume must reproduce.
 		"-val", "500", "-ema", "0.99", "-augment", "randaugment", "-erase", "0.25", "-mixup", "0.8", "-cutmix", "1"}
 }

@@ -45,7 +45,7 @@ type options struct {
 	cfg                                           train.Config
 	patch, dim, depth, heads, mlpDim              int
 	dropout, attnDropout, dropPath                float64
-	pool, gelu, init, posEmbed                    string
+	pool, gelu, init, posEmbed, stem              string
 	coarse, noFlip                                bool
 	set                                           map[string]bool // flags given explicitly
 }
@@ -80,6 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	flags.StringVar(&o.pool, "pool", "cls", "pooling: cls or mean")
 	flags.StringVar(&o.gelu, "gelu", "exact", "GELU: exact or tanh")
 	flags.StringVar(&o.posEmbed, "pos-embed", "learned", "positional embedding: learned, or sincos (fixed 2-D sin-cos, not trained)")
+	flags.StringVar(&o.stem, "stem", "patch", "patch embedding: patch (one linear projection per patch), or conv (3×3 convolutions of stride 2, LayerNorm, GELU; -patch a power of 2)")
 	flags.StringVar(&o.init, "init", "timm", "initialisation: timm (N(0, 0.02²) weights) or torchvision (Xavier-uniform; faster start for small models)")
 	flags.IntVar(&c.Epochs, "epochs", 8, "training epochs")
 	flags.IntVar(&c.Batch, "batch", 32, "batch size")

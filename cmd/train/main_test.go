@@ -42,6 +42,8 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-lazy", "on"}, 1, "-lazy on reads image folders"},
 		{[]string{"-labels", "0,x"}, 1, "-labels"},
 		{[]string{"-labels", "0,10"}, 1, "label 10, expected 0..9"},
+		{[]string{"-stem", "resnet", "-out", filepath.Join(dir, "a.safetensors")}, 2, `Config.Stem must be "patch" or "conv", got "resnet"`},
+		{[]string{"-stem", "conv", "-patch", "1", "-out", filepath.Join(dir, "a.safetensors")}, 2, "conv stem needs Config.PatchSize a power of 2"},
 		{[]string{"-val", "-5", "-out", filepath.Join(dir, "a.safetensors")}, 2, "validation images must not be negative, got -5"},
 		{[]string{"-val", "99999", "-out", filepath.Join(dir, "a.safetensors")}, 2, "validation split of 99999 images, expected 1.."},
 	}

@@ -248,8 +248,11 @@ func (o *options) modelConfig(d data.Source) (model.Config, error) {
 		if o.posEmbed != model.PosLearned {
 			mc.PosEmbed = o.posEmbed
 		}
-	} else if o.posEmbed != model.PosLearned {
-		return mc, errors.New("-pos-embed chooses the positions of a model trained from scratch; -pretrained weights bring their own")
+		if o.stem != model.StemPatch {
+			mc.Stem = o.stem
+		}
+	} else if o.posEmbed != model.PosLearned || o.stem != model.StemPatch {
+		return mc, errors.New("-pos-embed and -stem choose the embedding of a model trained from scratch; -pretrained weights bring their own")
 	}
 	c, h, w := d.Shape()
 	if h != w {
@@ -266,7 +269,7 @@ func (o *options) modelConfig(d data.Source) (model.Config, error) {
 func (o *options) checkResumeFlags(stored train.Config) error {
 	var clash []string
 	for _, name := range []string{"preset", "patch", "dim", "depth", "heads", "mlp-dim", "dropout", "attn-dropout", "drop-path",
-		"pool", "gelu", "init", "pos-embed", "classes", "pretrained", "freeze", "layer-decay", "norm", "batch", "eval-batch", "lr", "min-lr", "wd", "warmup", "smoothing", "clip", "pad", "no-flip", "seed", "skip-nan", "val", "ema", "augment", "erase", "mixup", "cutmix"} {
+		"pool", "gelu", "init", "pos-embed", "stem", "classes", "pretrained", "freeze", "layer-decay", "norm", "batch", "eval-batch", "lr", "min-lr", "wd", "warmup", "smoothing", "clip", "pad", "no-flip", "seed", "skip-nan", "val", "ema", "augment", "erase", "mixup", "cutmix"} {
 		if o.set[name] {
 			clash = append(clash, "-"+name)
 		}
