@@ -30,7 +30,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torchvision
-from torchvision.models.vision_transformer import VisionTransformer
+from functools import partial
+
+from torchvision.models.vision_transformer import ConvStemConfig, VisionTransformer
 
 PROG = "train_torch"
 MIN_STD = 1e-6  # floor of every per-channel std, as the Go trainer's data.MinStd
@@ -284,11 +286,40 @@ def lr_at(step, base, min_lr, warmup, total):
     return min_lr + (base - min_lr) * 0.5 * (1 + math.cos(math.pi * (step - w) / span))
 
 
-def build_model(image_size, patch, channels, dim, depth, heads, mlp_dim, num_classes, init="torchvision"):
+class ChannelLayerNorm(nn.LayerNorm):
+    """LayerNorm over the channels of a (B, C, H, W) map: the conv stem's norm."""
+
+    def forward(self, x):
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def stem_gelu(inplace=None):
+    # Conv2dNormActivation passes inplace=True, which nn.GELU does not take.
+    return nn.GELU()
+
+
+def stem_widths(patch, dim):
+    """The Go model's conv-stem widths (model.Config.StemWidths): log2(patch)
+    3×3 stride-2 convolutions, doubling up to dim."""
+    widths, p = [], patch // 2
+    while p >= 1:
+        widths.append(dim // p)
+        p //= 2
+    return widths
+
+
+def build_model(image_size, patch, channels, dim, depth, heads, mlp_dim, num_classes, init="torchvision", stem="patch"):
+    stem_cfg = None
+    if stem == "conv":
+        stem_cfg = [ConvStemConfig(out_channels=w, kernel_size=3, stride=2, norm_layer=partial(ChannelLayerNorm, eps=1e-6),
+                                   activation_layer=stem_gelu) for w in stem_widths(patch, dim)]
     model = VisionTransformer(image_size=image_size, patch_size=patch, num_layers=depth, num_heads=heads,
                               hidden_dim=dim, mlp_dim=mlp_dim, dropout=0.0, attention_dropout=0.0,
-                              num_classes=num_classes)
-    if channels != 3:
+                              num_classes=num_classes, conv_stem_configs=stem_cfg)
+    if stem == "conv" and channels != 3:  # torchvision's stem always starts from 3 channels
+        old = model.conv_proj.conv_bn_relu_0[0]
+        model.conv_proj.conv_bn_relu_0[0] = nn.Conv2d(channels, old.out_channels, 3, stride=2, padding=1, bias=False)
+    elif channels != 3:
         model.conv_proj = nn.Conv2d(channels, dim, kernel_size=patch, stride=patch)
         # torchvision's own rule for its patch projection, as for 3 channels.
         nn.init.trunc_normal_(model.conv_proj.weight, std=math.sqrt(1 / (channels * patch * patch)))
@@ -312,7 +343,7 @@ def timm_init(model):
                 tn(p)
             elif p.ndim >= 2:
                 tn(p)
-            elif "ln" in name.split(".")[-2] and name.endswith("weight"):
+            elif p.ndim == 1 and name.endswith("weight"):  # LayerNorm scales, the conv stem's too
                 nn.init.ones_(p)
             else:
                 nn.init.zeros_(p)
@@ -524,6 +555,7 @@ def parse_args(argv):
     a("--clip", type=float, default=1.0, help="global gradient-norm clipping (0 = off)")
     a("--pad", type=int, default=0, help="random crop after padding by this many pixels (0 = no crop)")
     a("--no-flip", action="store_true", help="no random horizontal flips (e.g. for digits)")
+    a("--stem", choices=["patch", "conv"], default="patch", help="patch embedding: one projection per patch, or the conv stem (Go -stem)")
     a("--init", choices=["torchvision", "timm"], default="torchvision", help="initialisation: torchvision's own, or the Go package's (timm's)")
     a("--seed", type=int, default=0, help="random seed: weights, data order, augmentation")
     a("--threads", type=int, default=2, help="torch.set_num_threads")
@@ -618,7 +650,7 @@ def run(argv):
     mean, std = compute_normalization(train.images)
 
     torch.manual_seed(seed_entropy(args.seed))
-    model = build_model(image_size, args.patch, channels, args.dim, args.depth, args.heads, args.mlp_dim, num_classes, args.init)
+    model = build_model(image_size, args.patch, channels, args.dim, args.depth, args.heads, args.mlp_dim, num_classes, args.init, args.stem)
     if args.pretrained:
         norm, notes = load_pretrained(model, args.pretrained, args.new_head)
         if norm is not None:
@@ -643,7 +675,7 @@ def run(argv):
     flip = not args.no_flip
     log(f"model: torchvision VisionTransformer image {image_size}×{image_size}×{channels}, patch {args.patch} "
         f"({(image_size // args.patch) ** 2 + 1} tokens), dim {args.dim}, depth {args.depth}, heads {args.heads}, "
-        f"mlp {args.mlp_dim}, classes {num_classes}: {n_params} parameters")
+        f"mlp {args.mlp_dim}, classes {num_classes}, stem {args.stem}: {n_params} parameters")
     log(f"weight decay {args.wd} on: {', '.join(decay_names)}")
     log(f"no weight decay on: {', '.join(no_decay_names)}")
     log(f"recipe: epochs {args.epochs}, batch {args.batch}, lr {args.lr} → {args.min_lr} (warmup {warmup} steps), "
