@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -652,5 +653,34 @@ func TestExportFlag(t *testing.T) {
 	}
 	if code, err, _, _ := runInfer("-model", ck, "-export", filepath.Join(dir, "d"), "-names", "onnx"); code != 2 || err == nil || !strings.Contains(err.Error(), `"onnx"`) {
 		t.Errorf("-names onnx: exit %d, %v", code, err)
+	}
+}
+
+// TestDDPRoundTrip: weights written by docs/pytorch/ddp_train.py after
+// two-process DistributedDataParallel training (testdata/ddp) evaluate on
+// the same test split, with no flag but -model and -data, to the test
+// accuracy the script reported (within 0.05 points) and loss.
+func TestDDPRoundTrip(t *testing.T) {
+	io, err := model.ReadFile("../../testdata/ddp/io.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"continued", "scratch"} {
+		want, err := strconv.ParseFloat(io.Meta[name+"_test_acc"], 64)
+		if err != nil {
+			t.Fatalf("%s: the fixture's test accuracy %q: %v", name, io.Meta[name+"_test_acc"], err)
+		}
+		code, err, stdout, stderr := runInfer("-model", "../../testdata/ddp/"+name+".safetensors", "-data", "../../testdata/fashion-sample", "-json")
+		if code != 0 || err != nil {
+			t.Fatalf("%s: code %d, error %v, stderr %q", name, code, err, stderr)
+		}
+		var ev evaluation
+		if err := json.Unmarshal([]byte(stdout), &ev); err != nil {
+			t.Fatalf("%s: -data -json output %q: %v", name, stdout, err)
+		}
+		t.Logf("%s: Go %.2f%% of %d images, PyTorch %.2f%%", name, 100*ev.Accuracy, ev.Images, 100*want)
+		if ev.Images != 1000 || math.Abs(ev.Accuracy-want) > 0.0005 {
+			t.Errorf("%s: accuracy %.4f on %d images; the script reported %.4f on the 1000 test images", name, ev.Accuracy, ev.Images, want)
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -199,5 +201,50 @@ func TestPretrained(t *testing.T) {
 	code, err = run([]string{"-data", "../../testdata/fashion-sample", "-pretrained", pre, "-dim", "32", "-out", out}, &so, &se)
 	if code != 2 || err == nil || !strings.Contains(err.Error(), "drop -dim") {
 		t.Errorf("-pretrained with -dim: exit %d, %v", code, err)
+	}
+}
+
+// TestFineTuneFromPyTorch: weights trained from scratch in PyTorch with
+// docs/pytorch/ddp_train.py (testdata/ddp/scratch.safetensors: conv stem,
+// sin-cos positions) fine-tune here with -pretrained and nothing else: the
+// same architecture, the same head (same class names), and the run starts
+// from the script's test accuracy, not from chance.
+func TestFineTuneFromPyTorch(t *testing.T) {
+	pre := "../../testdata/ddp/scratch.safetensors"
+	out := filepath.Join(t.TempDir(), "ft.safetensors")
+	var so, se bytes.Buffer
+	code, err := run([]string{"-data", "../../testdata/fashion-sample", "-pretrained", pre, "-out", out, "-epochs", "1", "-batch", "100", "-lr", "1e-4"}, &so, &se)
+	if code != 0 || err != nil {
+		t.Fatalf("exit %d, %v\n%s%s", code, err, so.String(), se.String())
+	}
+	if strings.Contains(so.String(), "new head") {
+		t.Errorf("a new head for weights of the same classes:\n%s", so.String())
+	}
+	src, err := model.ReadFile(pre)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, err := model.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := src.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ft.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Init, b.Init = "", "" // how the weights were first drawn, not the architecture
+	if a != b {
+		t.Errorf("fine-tuned config %+v, PyTorch's %+v", b, a)
+	}
+	m := regexp.MustCompile(`final model: test accuracy ([0-9.]+)%`).FindStringSubmatch(so.String())
+	if m == nil {
+		t.Fatalf("no final test accuracy in the output:\n%s", so.String())
+	}
+	if acc, _ := strconv.ParseFloat(m[1], 64); acc < 40 || acc > 60 {
+		t.Errorf("after one epoch at lr 1e-4 from PyTorch's 44%% model, test accuracy %.2f%%, expected 40–60%%", acc)
 	}
 }

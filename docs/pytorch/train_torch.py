@@ -286,6 +286,38 @@ def lr_at(step, base, min_lr, warmup, total):
     return min_lr + (base - min_lr) * 0.5 * (1 + math.cos(math.pi * (step - w) / span))
 
 
+def train_step(model, opt, params, criterion, x, target, clip, lr, where="", agree=None):
+    """One optimisation step of the recipe: forward, loss, backward, global
+    gradient-norm clipping (clip > 0), the learning rate lr set on every
+    parameter group (times its "lr_scale"), AdamW's step. A non-finite loss
+    or gradient norm stops the run before the step (RuntimeError, where
+    saying at which step). agree, if given, turns this process's "finite"
+    into every process's (distributed training: all ranks stop together).
+    model may be a DistributedDataParallel wrapper: its backward averages
+    the gradients over the processes before they are clipped.
+    Returns (detached logits, loss value, gradient norm or 0.0 without
+    clipping)."""
+    logits = model(x)
+    loss = criterion(logits, target)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    loss_v = loss.item()
+    if clip > 0:
+        norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+    else:
+        norm = 0.0
+    finite = math.isfinite(loss_v) and math.isfinite(norm)
+    if agree is not None:
+        finite = agree(finite)
+    if not finite:
+        raise RuntimeError(f"loss {loss_v}, gradient norm {norm} at {where or 'a step'}: "
+                           "the run diverged; lower the learning rate")
+    for g in opt.param_groups:
+        g["lr"] = lr * g["lr_scale"]
+    opt.step()
+    return logits.detach(), loss_v, norm
+
+
 class ChannelLayerNorm(nn.LayerNorm):
     """LayerNorm over the channels of a (B, C, H, W) map: the conv stem's norm."""
 
@@ -308,14 +340,18 @@ def stem_widths(patch, dim):
     return widths
 
 
-def build_model(image_size, patch, channels, dim, depth, heads, mlp_dim, num_classes, init="torchvision", stem="patch"):
+def build_model(image_size, patch, channels, dim, depth, heads, mlp_dim, num_classes, init="torchvision", stem="patch",
+                eps=1e-6):
+    """torchvision's VisionTransformer of this shape; eps is every LayerNorm's
+    epsilon (torchvision's and the Go model's default 1e-6)."""
     stem_cfg = None
     if stem == "conv":
-        stem_cfg = [ConvStemConfig(out_channels=w, kernel_size=3, stride=2, norm_layer=partial(ChannelLayerNorm, eps=1e-6),
+        stem_cfg = [ConvStemConfig(out_channels=w, kernel_size=3, stride=2, norm_layer=partial(ChannelLayerNorm, eps=eps),
                                    activation_layer=stem_gelu) for w in stem_widths(patch, dim)]
     model = VisionTransformer(image_size=image_size, patch_size=patch, num_layers=depth, num_heads=heads,
                               hidden_dim=dim, mlp_dim=mlp_dim, dropout=0.0, attention_dropout=0.0,
-                              num_classes=num_classes, conv_stem_configs=stem_cfg)
+                              num_classes=num_classes, conv_stem_configs=stem_cfg,
+                              norm_layer=partial(nn.LayerNorm, eps=eps))
     if stem == "conv" and channels != 3:  # torchvision's stem always starts from 3 channels
         old = model.conv_proj.conv_bn_relu_0[0]
         model.conv_proj.conv_bn_relu_0[0] = nn.Conv2d(channels, old.out_channels, 3, stride=2, padding=1, bias=False)
@@ -396,6 +432,30 @@ def evaluate(model, split, lut, batch):
             loss_sum += nn.functional.cross_entropy(logits.double(), y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()
     return loss_sum / split.n, correct / split.n
+
+
+def training_batch(split, idx, lut, rng, pad=0, flip=False, policy=None, eraser=None, mixup=0.0, cutmix=0.0,
+                   num_classes=0, torch_seed=0):
+    """The training images idx of split as the recipe feeds them to the model:
+    RandAugment/TrivialAugment (policy) on the bytes, normalisation, crop and
+    flip (make_batch, drawing from rng), random erasing, then Mixup/CutMix
+    (drawing from rng). torchvision's transforms draw from torch's global RNG,
+    which is seeded with torch_seed first when there are any. Returns the
+    inputs, the labels and the loss targets (the labels, or soft targets
+    after mixing)."""
+    if policy is not None or eraser is not None:
+        torch.manual_seed(torch_seed)
+    if policy is not None:
+        sub = Split(np.stack([policy(torch.from_numpy(im)).numpy() for im in split.images[idx]]), split.labels[idx])
+        x, y = make_batch(sub, np.arange(len(idx)), lut, pad, flip, rng)
+    else:
+        x, y = make_batch(split, idx, lut, pad, flip, rng)
+    if eraser is not None:
+        x = torch.stack([eraser(im) for im in x])
+    target = y
+    if mixup > 0 or cutmix > 0:
+        x, target = mix_batch(x, nn.functional.one_hot(y, num_classes).float(), mixup, cutmix, rng)
+    return x, y, target
 
 
 def emit(line, metrics_file):
@@ -702,42 +762,19 @@ def run(argv):
             for k in range(steps_epoch):
                 t = time.perf_counter()
                 idx = order[k * args.batch:(k + 1) * args.batch]
-                rng = step_rng(args.seed, step)
-                if policy is not None or eraser is not None:
-                    torch.manual_seed(seed_entropy(args.seed) * 1_000_003 + step)  # torchvision draws from torch's RNG
-                if policy is not None:
-                    sub = Split(np.stack([policy(torch.from_numpy(im)).numpy() for im in train.images[idx]]), train.labels[idx])
-                    x, y = make_batch(sub, np.arange(len(idx)), lut, args.pad, flip, rng)
-                else:
-                    x, y = make_batch(train, idx, lut, args.pad, flip, rng)
-                if eraser is not None:
-                    x = torch.stack([eraser(im) for im in x])
-                target = y
-                if args.mixup > 0 or args.cutmix > 0:
-                    x, target = mix_batch(x, nn.functional.one_hot(y, num_classes).float(), args.mixup, args.cutmix, rng)
-                logits = model(x)
-                loss = criterion(logits, target)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                loss_v = loss.item()
-                if args.clip > 0:
-                    norm = float(torch.nn.utils.clip_grad_norm_(params, args.clip))
-                else:
-                    norm = 0.0
-                if not (math.isfinite(loss_v) and math.isfinite(norm)):
-                    raise RuntimeError(f"loss {loss_v}, gradient norm {norm} at step {step + 1} (epoch {epoch + 1}): "
-                                       "the run diverged; lower the learning rate")
+                x, y, target = training_batch(train, idx, lut, step_rng(args.seed, step), args.pad, flip, policy, eraser,
+                                              args.mixup, args.cutmix, num_classes,
+                                              torch_seed=seed_entropy(args.seed) * 1_000_003 + step)
                 lr = lr_at(step, args.lr, args.min_lr, warmup, total)
-                for g in opt.param_groups:
-                    g["lr"] = lr * g["lr_scale"]
-                opt.step()
+                logits, loss_v, _ = train_step(model, opt, params, criterion, x, target, args.clip, lr,
+                                               where=f"step {step + 1} (epoch {epoch + 1})")
                 if ema is not None:
                     d = min(args.ema, (2 + step) / (11 + step))  # the Go trainer's decay at step t = step + 1
                     with torch.no_grad():
                         for pe, pm in zip(ema.parameters(), model.parameters()):
                             pe.mul_(d).add_(pm.detach(), alpha=1 - d)
                 loss_sum += loss_v * args.batch
-                correct += (logits.detach().argmax(1) == y).sum().item()
+                correct += (logits.argmax(1) == y).sum().item()
                 seen += args.batch
                 step += 1
                 train_seconds += time.perf_counter() - t
