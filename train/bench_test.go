@@ -19,6 +19,8 @@ var benchConfigs = []struct {
 	{"cifar-tiny", model.Config{ImageSize: 32, PatchSize: 4, Channels: 3, Dim: 192, Depth: 6, Heads: 3, MLPDim: 768, NumClasses: 10}, 128},
 	// The Fashion-MNIST recipe of docs/training.md: mnist-small with 4×4 patches.
 	{"fashion-p4", model.Config{ImageSize: 28, PatchSize: 4, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10}, 128},
+	// The same with the conv stem (-stem conv).
+	{"fashion-p4-stem", model.Config{ImageSize: 28, PatchSize: 4, Channels: 1, Dim: 64, Depth: 6, Heads: 4, MLPDim: 128, NumClasses: 10, Stem: model.StemConv}, 128},
 	// A real size (docs/performance.md, docs/pytorch/bench_real.py).
 	{"ti16/batch=32", model.Config{ImageSize: 224, PatchSize: 16, Channels: 3, Dim: 192, Depth: 12, Heads: 3, MLPDim: 768, NumClasses: 1000}, 32},
 }

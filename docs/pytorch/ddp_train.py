@@ -681,6 +681,7 @@ def parse_args(argv):
                     "--nproc_per_node N, or with --nproc-per-node N, or run as one process) from and to weight files "
                     "the Go package reads. JSON lines on stdout (rank 0), everything else on stderr.")
     a = p.add_argument
+    a("--classes", default="", metavar="FILE", help="class names, one per line, in label order (Go -classes; IDX files carry none)")
     a("--data", default=default_data, metavar="DIR", help="dataset: CIFAR-10/100 binary, IDX or image folders (default: testdata/fashion-sample)")
     a("--format", choices=["cifar10", "cifar100", "idx", "folder"], default=None, help="data format (default: detected as the Go reader does)")
     a("--coarse", action="store_true", help="CIFAR-100: the 20 coarse labels (Go -coarse)")
@@ -918,6 +919,10 @@ def run(argv):
             c0 = parse_config(meta["vit.config"], wpath)
             size_hint, ch_hint = size_hint or c0["image_size"], ch_hint or c0["channels"]
     train, test, names, fmt = load_data(args.data, args.format, args.coarse, size_hint or 32, ch_hint or 3)
+    if args.classes:  # the Go trainer's -classes: names for data whose files carry none (IDX)
+        names = tt.read_names(args.classes, len(names))
+        if names is None:
+            raise DataError(f"--classes {args.classes}: no such file")
     if args.limit_train:
         train = train.head(args.limit_train)
     if args.limit_test:
