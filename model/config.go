@@ -283,7 +283,7 @@ func (c Config) numParams() float64 {
 	block := 2*d + (3*d*d + qkvBias) + (d*d + d) + 2*d + (h*d + h) + (d*h + d)
 	grid := float64(c.ImageSize / c.PatchSize)
 	embed := d*float64(c.Channels*c.PatchSize*c.PatchSize) + d + d + (grid*grid+1)*d
-	if c.ConvStem() && c.Validate() == nil {
+	if c.ConvStem() {
 		in := float64(c.Channels)
 		embed = 0
 		for _, w := range c.StemWidths() {
