@@ -636,6 +636,10 @@ def parse_args(argv):
     a("--mixup", type=float, default=0.0, help="Mixup Beta alpha, timm's batch mode (Go -mixup)")
     a("--cutmix", type=float, default=0.0, help="CutMix Beta alpha, timm's batch mode (Go -cutmix)")
     a("--ema", type=float, default=0.0, help="moving average of the weights with this decay, evaluated instead of them (Go -ema)")
+    a("--checkpoint", default="", metavar="FILE", help="save the whole training state to FILE after every epoch (atomically: "
+      "a killed run leaves the previous epoch's file)")
+    a("--resume", action="store_true", help="with --checkpoint: continue from FILE if it exists (same flags required); "
+      "the run is the one an uninterrupted run would make")
     return p.parse_args(argv)
 
 
@@ -661,7 +665,42 @@ def check_args(args):
     need(0 <= args.erase <= 1, f"--erase must be in [0, 1], got {args.erase}")
     need(args.mixup >= 0 and args.cutmix >= 0, "--mixup and --cutmix must be ≥ 0")
     need(0 <= args.ema < 1, f"--ema must be in [0, 1), got {args.ema}")
+    need(args.checkpoint or not args.resume, "--resume needs --checkpoint FILE")
     parse_policy(args.augment)
+
+
+# Flags that may differ between a run and its resumption: they do not change
+# what is computed.
+RESUME_FREE = {"resume", "checkpoint", "metrics", "threads"}
+
+
+def save_state(path, state):
+    """torch.save to a temporary file beside path, then rename: a killed run
+    never leaves a half-written checkpoint."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_state(path, args):
+    """The state saved by save_state, checked against this run's flags."""
+    try:
+        state = torch.load(path, map_location="cpu")
+    except Exception as e:  # torch raises many kinds on a damaged file
+        raise DataError(f"--resume: cannot read checkpoint {path}: {e}")
+    if not isinstance(state, dict) or state.get("format") != "train_torch-state-1":
+        raise DataError(f"--resume: {path} is not a train_torch.py checkpoint")
+    saved = state["args"]
+    now = {k: v for k, v in vars(args).items() if k not in RESUME_FREE}
+    diff = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+    if diff:
+        raise UsageError("--resume: the checkpoint was made with other flags: " +
+                         ", ".join(f"--{k.replace('_', '-')} {saved.get(k)!r} (now {now.get(k)!r})" for k in diff))
+    return state
 
 
 def run(argv):
@@ -750,11 +789,31 @@ def run(argv):
         ema = copy.deepcopy(model)
         for p_ in ema.parameters():
             p_.requires_grad_(False)
-    metrics_file = open(args.metrics, "w") if args.metrics else None
     step, best, last_acc = 0, 0.0, 0.0
     best_val, best_epoch, best_test = -1.0, 0, 0.0
+    first_epoch, earlier_seconds = 0, 0.0
+    if args.resume and os.path.exists(args.checkpoint):
+        state = load_state(args.checkpoint, args)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        first_epoch, step = state["epoch"], state["step"]
+        best, last_acc = state["best"], state["last_acc"]
+        best_val, best_epoch, best_test = state["best_val"], state["best_epoch"], state["best_test"]
+        earlier_seconds = state["wall_seconds"]
+        log(f"resumed from {args.checkpoint}: {first_epoch} epochs done (step {step}), "
+            f"{earlier_seconds:.0f} s of earlier wall time")
+    metrics_file = None
+    if args.metrics:
+        kept = []
+        if first_epoch > 0 and os.path.exists(args.metrics):  # the lines of the epochs the checkpoint holds
+            with open(args.metrics) as f:
+                kept = [ln for ln in f if ln.strip() and json.loads(ln).get("epoch", 0) <= first_epoch]
+        metrics_file = open(args.metrics, "w")
+        metrics_file.writelines(kept)
     try:
-        for epoch in range(args.epochs):
+        for epoch in range(first_epoch, args.epochs):
             model.train()
             order = epoch_order(args.seed, epoch, train.n)
             loss_sum, correct, seen, train_seconds = 0.0, 0, 0, 0.0
@@ -797,6 +856,16 @@ def run(argv):
                 "images_per_s": seen / train_seconds,
                 "seconds": train_seconds + eval_seconds,
             }, metrics_file)
+            if args.checkpoint:
+                save_state(args.checkpoint, {
+                    "format": "train_torch-state-1",
+                    "args": {k: v for k, v in vars(args).items() if k not in RESUME_FREE},
+                    "model": model.state_dict(), "opt": opt.state_dict(),
+                    "ema": ema.state_dict() if ema is not None else None,
+                    "epoch": epoch + 1, "step": step, "best": best, "last_acc": last_acc,
+                    "best_val": best_val, "best_epoch": best_epoch, "best_test": best_test,
+                    "wall_seconds": earlier_seconds + time.time() - t_start,
+                })
         final = {"final_test_acc": last_acc}
         if val is not None:
             # Chosen on validation data; the best test accuracy is reported only.
@@ -804,7 +873,7 @@ def run(argv):
         emit({
             **final,
             "best_test_acc": best,
-            "wall_seconds": time.time() - t_start,
+            "wall_seconds": earlier_seconds + time.time() - t_start,
             "torch": torch.__version__,
             "torchvision": torchvision.__version__,
             "threads": torch.get_num_threads(),
