@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -82,6 +83,34 @@ func BenchmarkTrainStep(b *testing.B) {
 			ips := float64(batch*b.N) / b.Elapsed().Seconds()
 			b.ReportMetric(ips, "img/s")
 			b.ReportMetric(ips*bc.cfg.Cost(batch).TrainFLOPs/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkEvaluate measures the evaluation pass of a run (Run.EvaluateOn,
+// as after every epoch) on the conv-stem Fashion-MNIST model, at several
+// evaluation batch sizes, in images per second.
+func BenchmarkEvaluate(b *testing.B) {
+	bc := benchConfigs[3] // fashion-p4-stem
+	for _, eb := range []int{32, 64, 128, 256} {
+		b.Run(fmt.Sprintf("%s/eval-batch=%d", bc.name, eb), func(b *testing.B) {
+			d := randomDataset(bc.cfg, 1024)
+			cfg := Config{Model: bc.cfg, Epochs: 1, Batch: bc.batch, EvalBatch: eb, LR: 1e-3}
+			r, err := New(cfg, d, d, data.ComputeNormalization(d))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Close()
+			if _, err := r.EvaluateOn(d); err != nil { // warm-up
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := r.EvaluateOn(d); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(d.N*b.N)/b.Elapsed().Seconds(), "img/s")
 		})
 	}
 }

@@ -11,3 +11,4 @@ row() {
 }
 row ra-erase-ema -epochs 55 -augment randaugment -erase 0.25 -ema 0.999
 row stem -epochs 50 -stem conv -augment randaugment -erase 0.25 -ema 0.999
+row stem-gap-sincos -epochs 50 -stem conv -pool mean -pos-embed sincos -augment randaugment -erase 0.25 -ema 0.999
