@@ -94,39 +94,55 @@ func im2colDo[T float](op im2colOp, in []*tensor.Dense) (G.Value, error) {
 
 // im2col moves values between the input x and the windows cols. Forward it
 // writes every element of cols (zeros for padding); reverse it adds each
-// window element back into x, the adjoint (x must start zeroed).
+// window element back into x, the adjoint (x must start zeroed). Each batch
+// element is one worker's, so the reverse adds never race.
 func im2col[T float](x, cols []T, b int, g ConvGeom, reverse bool) {
 	ho, wo := g.Out()
-	k := g.C * g.K * g.K
+	kk := g.K * g.K
+	k := g.C * kk
 	hw := g.H * g.W
-	// at returns the index of input (batch bi, channel c, row y, column x).
-	at := func(bi, c, y, xx int) int {
-		if g.ChannelsLast {
-			return (bi*hw+y*g.W+xx)*g.C + c
-		}
-		return ((bi*g.C+c)*g.H+y)*g.W + xx
+	// Input element (bi, c, y, xx) is x[base + c·cs] with base the index of
+	// channel 0 at (y, xx): channels are adjacent in the channels-last
+	// layout, a whole plane apart in the image layout.
+	cs := hw
+	if g.ChannelsLast {
+		cs = 1
 	}
 	parallelFor(b, ho*wo*k, func(lo, hi int) {
 		for bi := lo; bi < hi; bi++ {
 			for oy := 0; oy < ho; oy++ {
+				y0 := oy*g.Stride - g.Pad
 				for ox := 0; ox < wo; ox++ {
+					x0 := ox*g.Stride - g.Pad
 					row := cols[((bi*ho+oy)*wo+ox)*k:][:k]
-					j := 0
-					for c := 0; c < g.C; c++ {
-						for ky := 0; ky < g.K; ky++ {
-							y := oy*g.Stride - g.Pad + ky
-							for kx := 0; kx < g.K; kx++ {
-								xx := ox*g.Stride - g.Pad + kx
-								inside := y >= 0 && y < g.H && xx >= 0 && xx < g.W
-								switch {
-								case reverse && inside:
-									x[at(bi, c, y, xx)] += row[j]
-								case !reverse && inside:
-									row[j] = x[at(bi, c, y, xx)]
-								case !reverse:
-									row[j] = 0
+					if !reverse && (y0 < 0 || x0 < 0 || y0+g.K > g.H || x0+g.K > g.W) {
+						clear(row) // the window overlaps the padding
+					}
+					for ky := 0; ky < g.K; ky++ {
+						y := y0 + ky
+						if y < 0 || y >= g.H {
+							continue
+						}
+						for kx := 0; kx < g.K; kx++ {
+							xx := x0 + kx
+							if xx < 0 || xx >= g.W {
+								continue
+							}
+							var base int
+							if g.ChannelsLast {
+								base = (bi*hw + y*g.W + xx) * g.C
+							} else {
+								base = bi*g.C*hw + y*g.W + xx
+							}
+							j := ky*g.K + kx
+							if reverse {
+								for c := 0; c < g.C; c++ {
+									x[base+c*cs] += row[c*kk+j]
 								}
-								j++
+							} else {
+								for c := 0; c < g.C; c++ {
+									row[c*kk+j] = x[base+c*cs]
+								}
 							}
 						}
 					}
