@@ -14,3 +14,8 @@ common=(--pretrained $A --data $F --batch 128 --lr 1e-4 --warmup 0 --seed 0 --ep
 /usr/bin/python3 docs/pytorch/ddp_train.py --nproc-per-node 2 --threads 1 "${common[@]}" > docs/results/ddp/tp-w2.jsonl
 # The DDP step against a single-process step at twice the batch, and the sampler's halves
 /usr/bin/python3 docs/pytorch/ddp_check.py --nproc-per-node 2 2>/dev/null | tail -1 > docs/results/ddp/ddp_check.json
+# The same throughput with OpenBLAS installed (apt-get install libopenblas-dev; the runs above used the reference
+# BLAS), the 206k-parameter model spelled out instead of loaded from A (tp-w1-openblas, tp-w2-openblas)
+common=(--patch 4 --dim 64 --depth 6 --heads 4 --mlp-dim 128 --data $F --batch 128 --lr 1e-4 --warmup 0 --seed 0 --epochs 1 --limit-train 12800 --limit-test 1000)
+/usr/bin/python3 docs/pytorch/ddp_train.py --threads 2 "${common[@]}" > docs/results/ddp/tp-w1-openblas.jsonl
+/usr/bin/python3 docs/pytorch/ddp_train.py --nproc-per-node 2 --threads 1 "${common[@]}" > docs/results/ddp/tp-w2-openblas.jsonl
