@@ -353,21 +353,6 @@ def shape_hint(st):
     return " ".join(out)
 
 
-def sincos_2d(h, w, d):
-    """model.SinCos2D: big_vision's fixed 2-D sin-cos positions of an h×w
-    grid, computed in float64 and rounded once to float32."""
-    q = d // 4
-    out = np.zeros((h * w, d), np.float64)
-    for y in range(h):
-        for x in range(w):
-            row = out[y * w + x]
-            for i in range(q):
-                omega = 1 / math.pow(10000, i / (q - 1))
-                row[i], row[q + i] = math.sin(x * omega), math.cos(x * omega)
-                row[2 * q + i], row[3 * q + i] = math.sin(y * omega), math.cos(y * omega)
-    return out.astype(np.float32)
-
-
 def build_from_config(cfg, init="torchvision"):
     """torchvision's VisionTransformer for a Go config (train_torch's
     build_model); fixed sin-cos positions are set and frozen."""
@@ -375,11 +360,7 @@ def build_from_config(cfg, init="torchvision"):
                            cfg["mlp_dim"], cfg["num_classes"], init, cfg.get("stem") or "patch",
                            eps=cfg.get("eps") or DEFAULT_EPS)
     if cfg.get("pos_embed") == "sincos":
-        g = cfg["image_size"] // cfg["patch_size"]
-        with torch.no_grad():
-            model.encoder.pos_embedding.zero_()
-            model.encoder.pos_embedding[0, 1:] = torch.from_numpy(sincos_2d(g, g, cfg["dim"]))
-        model.encoder.pos_embedding.requires_grad_(False)  # not trained, as in the Go model
+        tt.set_sincos(model, cfg["image_size"] // cfg["patch_size"], cfg["dim"])  # not trained, as in the Go model
     return model
 
 

@@ -325,6 +325,45 @@ class ChannelLayerNorm(nn.LayerNorm):
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 
+class MeanPoolViT(VisionTransformer):
+    """torchvision's VisionTransformer pooling the mean of the patch tokens
+    (the class token is still in the sequence, but not pooled) and then
+    normalising it: the Go model's -pool mean, timm's global_pool="avg" with
+    fc_norm. encoder.ln plays fc_norm's part: it acts on the pooled vector
+    instead of on every token."""
+
+    def forward(self, x):
+        x = self._process_input(x)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], dim=1)
+        enc = self.encoder
+        x = enc.layers(enc.dropout(x + enc.pos_embedding))
+        return self.heads(enc.ln(x[:, 1:].mean(dim=1)))
+
+
+def sincos_2d(h, w, d):
+    """model.SinCos2D: big_vision's fixed 2-D sin-cos positions of an h×w
+    grid, computed in float64 and rounded once to float32."""
+    q = d // 4
+    out = np.zeros((h * w, d), np.float64)
+    for y in range(h):
+        for x in range(w):
+            row = out[y * w + x]
+            for i in range(q):
+                omega = 1 / math.pow(10000, i / (q - 1))
+                row[i], row[q + i] = math.sin(x * omega), math.cos(x * omega)
+                row[2 * q + i], row[3 * q + i] = math.sin(y * omega), math.cos(y * omega)
+    return out.astype(np.float32)
+
+
+def set_sincos(model, grid, dim):
+    """Fixed sin-cos positions (zero for the class token), not trained: the
+    Go model's -pos-embed sincos."""
+    with torch.no_grad():
+        model.encoder.pos_embedding.zero_()
+        model.encoder.pos_embedding[0, 1:] = torch.from_numpy(sincos_2d(grid, grid, dim))
+    model.encoder.pos_embedding.requires_grad_(False)
+
+
 def stem_gelu(inplace=None):
     # Conv2dNormActivation passes inplace=True, which nn.GELU does not take.
     return nn.GELU()
@@ -341,14 +380,15 @@ def stem_widths(patch, dim):
 
 
 def build_model(image_size, patch, channels, dim, depth, heads, mlp_dim, num_classes, init="torchvision", stem="patch",
-                eps=1e-6):
-    """torchvision's VisionTransformer of this shape; eps is every LayerNorm's
-    epsilon (torchvision's and the Go model's default 1e-6)."""
+                eps=1e-6, pool="cls"):
+    """torchvision's VisionTransformer of this shape (MeanPoolViT for pool
+    "mean"); eps is every LayerNorm's epsilon (torchvision's and the Go
+    model's default 1e-6)."""
     stem_cfg = None
     if stem == "conv":
         stem_cfg = [ConvStemConfig(out_channels=w, kernel_size=3, stride=2, norm_layer=partial(ChannelLayerNorm, eps=eps),
                                    activation_layer=stem_gelu) for w in stem_widths(patch, dim)]
-    model = VisionTransformer(image_size=image_size, patch_size=patch, num_layers=depth, num_heads=heads,
+    model = (MeanPoolViT if pool == "mean" else VisionTransformer)(image_size=image_size, patch_size=patch, num_layers=depth, num_heads=heads,
                               hidden_dim=dim, mlp_dim=mlp_dim, dropout=0.0, attention_dropout=0.0,
                               num_classes=num_classes, conv_stem_configs=stem_cfg,
                               norm_layer=partial(nn.LayerNorm, eps=eps))
@@ -616,6 +656,8 @@ def parse_args(argv):
     a("--pad", type=int, default=0, help="random crop after padding by this many pixels (0 = no crop)")
     a("--no-flip", action="store_true", help="no random horizontal flips (e.g. for digits)")
     a("--stem", choices=["patch", "conv"], default="patch", help="patch embedding: one projection per patch, or the conv stem (Go -stem)")
+    a("--pool", choices=["cls", "mean"], default="cls", help="pooling: the class token, or the mean of the patch tokens then a LayerNorm (Go -pool)")
+    a("--pos-embed", choices=["learned", "sincos"], default="learned", help="positional embedding: learned, or fixed 2-D sin-cos (Go -pos-embed)")
     a("--init", choices=["torchvision", "timm"], default="torchvision", help="initialisation: torchvision's own, or the Go package's (timm's)")
     a("--seed", type=int, default=0, help="random seed: weights, data order, augmentation")
     a("--threads", type=int, default=2, help="torch.set_num_threads")
@@ -653,6 +695,8 @@ def check_args(args):
     for name in ("eval_batch", "limit_train", "limit_test", "image_size", "channels", "pad"):
         need(getattr(args, name) >= 0, f"--{name.replace('_', '-')} must not be negative, got {getattr(args, name)}")
     need(args.dim % args.heads == 0, f"--dim {args.dim} is not divisible by --heads {args.heads}")
+    need(args.pos_embed != "sincos" or (args.dim % 4 == 0 and args.dim >= 8),
+         f"--pos-embed sincos needs --dim a multiple of 4, at least 8; got {args.dim}")
     need(args.lr > 0 and math.isfinite(args.lr), f"--lr must be positive, got {args.lr}")
     need(0 <= args.min_lr <= args.lr, f"--min-lr must be in [0, lr={args.lr}], got {args.min_lr}")
     need(args.wd >= 0 and math.isfinite(args.wd), f"--wd must be ≥ 0, got {args.wd}")
@@ -749,7 +793,10 @@ def run(argv):
     mean, std = compute_normalization(train.images)
 
     torch.manual_seed(seed_entropy(args.seed))
-    model = build_model(image_size, args.patch, channels, args.dim, args.depth, args.heads, args.mlp_dim, num_classes, args.init, args.stem)
+    model = build_model(image_size, args.patch, channels, args.dim, args.depth, args.heads, args.mlp_dim, num_classes, args.init, args.stem,
+                        pool=args.pool)
+    if args.pos_embed == "sincos":
+        set_sincos(model, image_size // args.patch, args.dim)
     if args.pretrained:
         norm, notes = load_pretrained(model, args.pretrained, args.new_head)
         if norm is not None:
@@ -774,7 +821,8 @@ def run(argv):
     flip = not args.no_flip
     log(f"model: torchvision VisionTransformer image {image_size}×{image_size}×{channels}, patch {args.patch} "
         f"({(image_size // args.patch) ** 2 + 1} tokens), dim {args.dim}, depth {args.depth}, heads {args.heads}, "
-        f"mlp {args.mlp_dim}, classes {num_classes}, stem {args.stem}: {n_params} parameters")
+        f"mlp {args.mlp_dim}, classes {num_classes}, stem {args.stem}, pool {args.pool}, positions {args.pos_embed}: "
+        f"{n_params} parameters trained")
     log(f"weight decay {args.wd} on: {', '.join(decay_names)}")
     log(f"no weight decay on: {', '.join(no_decay_names)}")
     log(f"recipe: epochs {args.epochs}, batch {args.batch}, lr {args.lr} → {args.min_lr} (warmup {warmup} steps), "
