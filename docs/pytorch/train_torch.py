@@ -27,12 +27,19 @@ import sys
 import time
 
 import numpy as np
-import torch
-import torch.nn as nn
-import torchvision
-from functools import partial
 
-from torchvision.models.vision_transformer import ConvStemConfig, VisionTransformer
+# OpenBLAS starts a thread per core of its own beside torch's --threads: on two
+# cores the four threads fight (268 img/s against 502 with this, the conv-stem
+# recipe of docs/training.md). Set before torch loads OpenBLAS; the
+# environment still wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torchvision  # noqa: E402
+from functools import partial  # noqa: E402
+
+from torchvision.models.vision_transformer import ConvStemConfig, VisionTransformer  # noqa: E402
 
 PROG = "train_torch"
 MIN_STD = 1e-6  # floor of every per-channel std, as the Go trainer's data.MinStd
