@@ -864,7 +864,7 @@ def run(argv):
         kept = []
         if first_epoch > 0 and os.path.exists(args.metrics):  # the lines of the epochs the checkpoint holds
             with open(args.metrics) as f:
-                kept = [ln for ln in f if ln.strip() and json.loads(ln).get("epoch", 0) <= first_epoch]
+                kept = [ln for ln in f if ln.strip() and 0 < json.loads(ln).get("epoch", 0) <= first_epoch]
         metrics_file = open(args.metrics, "w")
         metrics_file.writelines(kept)
     try:
