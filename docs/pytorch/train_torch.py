@@ -26,14 +26,13 @@ import os
 import sys
 import time
 
-import numpy as np
-
 # OpenBLAS starts a thread per core of its own beside torch's --threads: on two
 # cores the four threads fight (268 img/s against 502 with this, the conv-stem
-# recipe of docs/training.md). Set before torch loads OpenBLAS; the
+# recipe of docs/training.md). Set before numpy or torch loads OpenBLAS; the
 # environment still wins.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torchvision  # noqa: E402
