@@ -281,8 +281,8 @@ def parse_config(s, path):
 
 def unsupported(cfg):
     """Why torchvision's VisionTransformer cannot be this config, or None."""
-    if cfg.get("pool", "cls") not in ("", "cls"):
-        return f"pool {cfg['pool']!r} (torchvision's model pools the class token only)"
+    if cfg.get("pool", "cls") not in ("", "cls", "mean"):
+        return f"pool {cfg['pool']!r}"
     if cfg.get("gelu", "exact") not in ("", "exact"):
         return f"gelu {cfg['gelu']!r} (torchvision's model has the exact GELU only)"
     if cfg.get("no_qkv_bias"):
@@ -358,16 +358,26 @@ def build_from_config(cfg, init="torchvision"):
     build_model); fixed sin-cos positions are set and frozen."""
     model = tt.build_model(cfg["image_size"], cfg["patch_size"], cfg["channels"], cfg["dim"], cfg["depth"], cfg["heads"],
                            cfg["mlp_dim"], cfg["num_classes"], init, cfg.get("stem") or "patch",
-                           eps=cfg.get("eps") or DEFAULT_EPS)
+                           eps=cfg.get("eps") or DEFAULT_EPS, pool=cfg.get("pool") or "cls")
     if cfg.get("pos_embed") == "sincos":
         tt.set_sincos(model, cfg["image_size"] // cfg["patch_size"], cfg["dim"])  # not trained, as in the Go model
     return model
 
 
+def model_timm_name(model, name):
+    """tv_to_timm_name for this model's tensors: with mean pooling the
+    final LayerNorm (encoder.ln, applied to the pooled vector) is timm's and
+    the Go model's fc_norm."""
+    n = tv_to_timm_name(name)
+    if isinstance(model, tt.MeanPoolViT) and n.startswith("norm."):
+        n = "fc_" + n
+    return n
+
+
 def timm_state(model):
     """The model's tensors in timm's names, in the Go model's order."""
     sd = model.state_dict()
-    named = [(tv_to_timm_name(k), v.detach().to("cpu", torch.float32).contiguous()) for k, v in sd.items()]
+    named = [(model_timm_name(model, k), v.detach().to("cpu", torch.float32).contiguous()) for k, v in sd.items()]
 
     def key(item):
         n = item[0]
@@ -386,7 +396,7 @@ def timm_state(model):
 def load_into(model, st, path, skip_head):
     """Checks the file's timm tensors against the model's names and shapes
     (every problem listed, as model.checkTensors) and loads them."""
-    want = {tv_to_timm_name(k): (k, tuple(v.shape)) for k, v in model.state_dict().items()}
+    want = {model_timm_name(model, k): (k, tuple(v.shape)) for k, v in model.state_dict().items()}
     if skip_head:
         want = {k: v for k, v in want.items() if not k.startswith("head.")}
         st = {k: v for k, v in st.items() if not k.startswith("head.")}

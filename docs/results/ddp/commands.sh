@@ -19,3 +19,9 @@ common=(--pretrained $A --data $F --batch 128 --lr 1e-4 --warmup 0 --seed 0 --ep
 common=(--patch 4 --dim 64 --depth 6 --heads 4 --mlp-dim 128 --data $F --batch 128 --lr 1e-4 --warmup 0 --seed 0 --epochs 1 --limit-train 12800 --limit-test 1000)
 /usr/bin/python3 docs/pytorch/ddp_train.py --threads 2 "${common[@]}" > docs/results/ddp/tp-w1-openblas.jsonl
 /usr/bin/python3 docs/pytorch/ddp_train.py --nproc-per-node 2 --threads 1 "${common[@]}" > docs/results/ddp/tp-w2-openblas.jsonl
+# A mean-pooling checkpoint (docs/training.md's recipe, row stem-gap-sincos of results/ablation/queue-long.sh) through
+# 20 DDP steps and back (meanpool.jsonl, infer-meanpool.txt)
+/usr/bin/python3 docs/pytorch/ddp_train.py --nproc-per-node 2 --threads 1 --pretrained runs/long/stem-gap-sincos/vit.safetensors \
+  --data $F --classes testdata/fashion-mnist/classes.txt --batch 128 --lr 1e-4 --warmup 0 --seed 0 --epochs 1 \
+  --limit-train 2560 --out runs/ddp/meanpool.safetensors > docs/results/ddp/meanpool.jsonl
+go run ./cmd/infer -model runs/ddp/meanpool.safetensors -data $F > docs/results/ddp/infer-meanpool.txt 2>&1
