@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Is the twin's model the Go model? Loads a Go checkpoint (timm names, its
-vit.config) into train_torch.build_model with the same pooling, positions
-and stem, and prints its test accuracy and loss on a dataset, to compare with
+vit.config) into the twin's model (ddp_train.build_from_config: the same
+pooling, positions and stem; ddp_train.load_into), and prints its test accuracy and loss on a dataset, to compare with
 go run ./cmd/infer -model FILE -data DIR. With mean pooling the Go model's
 fc_norm is the twin's encoder.ln (see MeanPoolViT).
 
@@ -23,21 +23,9 @@ import train_torch as tt  # noqa: E402
 def main(path, data):
     timm, meta, _, _ = dt.read_weights(path)
     cfg = json.loads(meta["vit.config"])
-    train, test, names, _ = tt.load_data(data, None)
-    model = tt.build_model(cfg["image_size"], cfg["patch_size"], cfg["channels"], cfg["dim"], cfg["depth"], cfg["heads"],
-                           cfg["mlp_dim"], cfg["num_classes"], "torchvision", cfg.get("stem") or "patch",
-                           pool=cfg.get("pool") or "cls")
-    want = {}
-    for k in model.state_dict():
-        n = dt.tv_to_timm_name(k)
-        if n == "norm" + k[len("encoder.ln"):] and cfg.get("pool") == "mean":
-            n = "fc_norm" + k[len("encoder.ln"):]
-        want[k] = n
-    missing = [n for n in want.values() if n not in timm]
-    unused = sorted(set(timm) - set(want.values()))
-    if missing or unused:
-        sys.exit(f"missing {missing}, unused {unused}")
-    model.load_state_dict({k: torch.from_numpy(np.array(timm[n]).reshape(model.state_dict()[k].shape)) for k, n in want.items()})
+    _, test, _, _ = tt.load_data(data, None)
+    model = dt.build_from_config(cfg)  # pooling, positions and stem of the file's config
+    dt.load_into(model, timm, path, skip_head=False)  # the same names and shapes, or an error listing them
     norm = json.loads(meta["normalization"])
     lut = tt.normalization_table(np.array(norm["Mean"], np.float32), np.array(norm["Std"], np.float32))
     loss, acc = tt.evaluate(model, test, lut, 256)
