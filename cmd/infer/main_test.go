@@ -89,10 +89,10 @@ func writeImage(t *testing.T, path string, img image.Image) string {
 	return path
 }
 
-func runInfer(args ...string) (code int, err error, stdout, stderr string) {
+func runInfer(args ...string) (code int, stdout, stderr string, err error) {
 	var out, errb bytes.Buffer
 	code, err = run(args, &out, &errb)
-	return code, err, out.String(), errb.String()
+	return code, out.String(), errb.String(), err
 }
 
 func jsonLines(t *testing.T, s string) []map[string]any {
@@ -139,7 +139,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"-model", ckpt, "-serve", ":0", "-read-timeout", "0s"}, "must be positive"},
 		{[]string{"-model", ckpt, "-serve", ":0", "-log", "xml"}, `-log "xml", expected text or json`},
 	} {
-		code, err, _, stderr := runInfer(tc.args...)
+		code, _, stderr, err := runInfer(tc.args...)
 		if code != 2 {
 			t.Errorf("%q: exit code %d, expected 2", tc.args, code)
 		}
@@ -154,7 +154,7 @@ func TestFlagErrors(t *testing.T) {
 			t.Errorf("%q: error %q, expected one line containing %q", tc.args, msg, tc.part)
 		}
 	}
-	if code, err, _, _ := runInfer("-h"); code != 0 || err != nil {
+	if code, _, _, err := runInfer("-h"); code != 0 || err != nil {
 		t.Errorf("-h: code %d, error %v; expected 0 and none", code, err)
 	}
 }
@@ -177,7 +177,7 @@ func TestClassifyFilesJSON(t *testing.T) {
 	single := writeImage(t, filepath.Join(dir, "gray.png"), gray)
 
 	// Flags after the arguments are read too.
-	code, err, stdout, stderr := runInfer("-model", ckpt, imgs, single, "-json", "-topk", "2")
+	code, stdout, stderr, err := runInfer("-model", ckpt, imgs, single, "-json", "-topk", "2")
 	if code != 0 || err != nil {
 		t.Fatalf("code %d, error %v, stderr %q", code, err, stderr)
 	}
@@ -206,7 +206,7 @@ func TestClassifyFilesJSON(t *testing.T) {
 	}
 
 	// The text output has the same answers.
-	code, err, text, _ := runInfer("-model", ckpt, "-topk", "1", want[1])
+	code, text, _, err := runInfer("-model", ckpt, "-topk", "1", want[1])
 	if code != 0 || err != nil {
 		t.Fatalf("text output: code %d, error %v", code, err)
 	}
@@ -254,7 +254,7 @@ func TestBadInputs(t *testing.T) {
 		args = append(args, p)
 	}
 	args = append(args, good, filepath.Join(dir, "missing.png"))
-	code, err, stdout, stderr := runInfer(append([]string{"-model", ckpt, "-json"}, args...)...)
+	code, stdout, stderr, err := runInfer(append([]string{"-model", ckpt, "-json"}, args...)...)
 	if code != 1 || err == nil || !strings.Contains(err.Error(), "5 of the images") {
 		t.Fatalf("code %d, error %v; expected 1 and \"5 of the images\"", code, err)
 	}
@@ -285,7 +285,7 @@ func TestBadInputs(t *testing.T) {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		code, err, _, _ := runInfer("-model", p, good)
+		code, _, _, err := runInfer("-model", p, good)
 		if code != 1 || err == nil || !strings.HasPrefix(err.Error(), "model: ") {
 			t.Errorf("%s: code %d, error %v; expected 1 and a model: error", name, code, err)
 		}
@@ -295,12 +295,12 @@ func TestBadInputs(t *testing.T) {
 	if err := os.Mkdir(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	code, err, _, stderr = runInfer("-model", ckpt, empty)
+	code, _, stderr, err = runInfer("-model", ckpt, empty)
 	if code != 1 || err != nil || !strings.Contains(stderr, "no .png, .jpg or .jpeg files") || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("empty directory: code %d, error %v, stderr %q; want status 1 and one line", code, err, stderr)
 	}
 	// -attention on an unreadable first image.
-	code, err, _, _ = runInfer("-model", ckpt, "-attention", filepath.Join(dir, "att.png"), filepath.Join(dir, "garbage.png"))
+	code, _, _, err = runInfer("-model", ckpt, "-attention", filepath.Join(dir, "att.png"), filepath.Join(dir, "garbage.png"))
 	if code != 1 || err == nil || !strings.Contains(err.Error(), "garbage.png") {
 		t.Errorf("-attention on garbage: code %d, error %v", code, err)
 	}
@@ -344,7 +344,7 @@ func TestEvaluate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	code, err, stdout, stderr := runInfer("-model", ckpt, "-data", ds, "-json")
+	code, stdout, stderr, err := runInfer("-model", ckpt, "-data", ds, "-json")
 	if code != 0 || err != nil {
 		t.Fatalf("code %d, error %v, stderr %q", code, err, stderr)
 	}
@@ -369,7 +369,7 @@ func TestEvaluate(t *testing.T) {
 	correct, total := 0, 0
 	confusion := [3][3]int{}
 	for ci, name := range ev.Classes {
-		code, err, out, _ := runInfer("-model", ckpt, "-json", "-topk", "1", filepath.Join(ds, "test", name))
+		code, out, _, err := runInfer("-model", ckpt, "-json", "-topk", "1", filepath.Join(ds, "test", name))
 		if code != 0 || err != nil {
 			t.Fatalf("classifying %s: %d, %v", name, code, err)
 		}
@@ -397,7 +397,7 @@ func TestEvaluate(t *testing.T) {
 	}
 
 	// Text output.
-	code, err, stdout, _ = runInfer("-model", ckpt, "-data", ds)
+	code, stdout, _, err = runInfer("-model", ckpt, "-data", ds)
 	if code != 0 || err != nil {
 		t.Fatalf("text: code %d, error %v", code, err)
 	}
@@ -407,7 +407,7 @@ func TestEvaluate(t *testing.T) {
 		}
 	}
 	// A dataset whose class count differs from the model's.
-	code, err, _, _ = runInfer("-model", writeCheckpointClasses(t, dir, 4), "-data", ds)
+	code, _, _, err = runInfer("-model", writeCheckpointClasses(t, dir, 4), "-data", ds)
 	if code != 1 || err == nil || !strings.Contains(err.Error(), "3 classes") {
 		t.Errorf("class count mismatch: code %d, error %v", code, err)
 	}
@@ -463,7 +463,7 @@ func TestEvaluateConverts(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(ds, "classes.txt"), []byte("red\ngreen\nblue\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, err, stdout, stderr := runInfer("-model", ckpt, "-data", ds, "-json")
+	code, stdout, stderr, err := runInfer("-model", ckpt, "-data", ds, "-json")
 	if code != 0 || err != nil {
 		t.Fatalf("code %d, error %v, stderr %q", code, err, stderr)
 	}
@@ -480,7 +480,7 @@ func TestEvaluateConverts(t *testing.T) {
 		copy(g.Pix, pix[i*16:(i+1)*16])
 		files = append(files, writeImage(t, filepath.Join(dir, "png", string(rune('a'+i))+".png"), g))
 	}
-	code, err, out, _ := runInfer(append([]string{"-model", ckpt, "-json", "-topk", "1"}, files...)...)
+	code, out, _, err := runInfer(append([]string{"-model", ckpt, "-json", "-topk", "1"}, files...)...)
 	if code != 0 || err != nil {
 		t.Fatalf("classifying the PNG files: %d, %v", code, err)
 	}
@@ -511,7 +511,7 @@ func TestPictures(t *testing.T) {
 		t.Fatal(err)
 	}
 	pos, att, curves := filepath.Join(dir, "pos.png"), filepath.Join(dir, "att.png"), filepath.Join(dir, "curves.png")
-	code, err, stdout, stderr := runInfer("-model", ckpt, "-pos-similarity", pos, "-attention", att, "-attention-layers",
+	code, stdout, stderr, err := runInfer("-model", ckpt, "-pos-similarity", pos, "-attention", att, "-attention-layers",
 		"-curves", curves, "-metrics", metrics, img)
 	if code != 0 || err != nil {
 		t.Fatalf("code %d, error %v, stderr %q", code, err, stderr)
@@ -538,7 +538,7 @@ func TestPictures(t *testing.T) {
 	if err := os.Remove(curves); err != nil {
 		t.Fatal(err)
 	}
-	code, err, _, _ = runInfer("-model", ckpt, "-curves", curves)
+	code, _, _, err = runInfer("-model", ckpt, "-curves", curves)
 	if code != 0 || err != nil {
 		t.Fatalf("-curves with the default metrics file: %d, %v", code, err)
 	}
@@ -550,7 +550,7 @@ func TestPictures(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, err, _, _ = runInfer("-curves", curves, "-metrics", bad)
+	code, _, _, err = runInfer("-curves", curves, "-metrics", bad)
 	if code != 1 || err == nil || !strings.Contains(err.Error(), "bad.jsonl") {
 		t.Errorf("bad metrics: code %d, error %v", code, err)
 	}
@@ -571,7 +571,7 @@ func TestPublishedWeights(t *testing.T) {
 	vittest.ReadJSON(t, "../../testdata/published/model_outputs.json", &want)
 	photos := "../../testdata/photos/"
 	hf := "../../testdata/published/hf-vit" // the directory stands for its model.safetensors
-	code, err, stdout, stderr := runInfer("-model", hf, "-json", photos+"chelsea.png", photos+"rocket.jpg", photos+"coffee.jpg")
+	code, stdout, stderr, err := runInfer("-model", hf, "-json", photos+"chelsea.png", photos+"rocket.jpg", photos+"coffee.jpg")
 	if code != 0 || err != nil {
 		t.Fatalf("exit %d, %v\n%s", code, err, stderr)
 	}
@@ -598,7 +598,7 @@ func TestPublishedWeights(t *testing.T) {
 		}
 	}
 	for _, f := range []string{"vit_timm.safetensors", "vit_torchvision.safetensors"} {
-		code, err, _, stderr := runInfer("-model", "../../testdata/published/"+f, "-topk", "2", photos+"coffee.jpg")
+		code, _, stderr, err := runInfer("-model", "../../testdata/published/"+f, "-topk", "2", photos+"coffee.jpg")
 		if code != 0 || err != nil || !strings.Contains(stderr, "evaluation transform") {
 			t.Errorf("%s: exit %d, %v\n%s", f, code, err, stderr)
 		}
@@ -618,7 +618,7 @@ func TestPublishedWeights(t *testing.T) {
 		{[]string{"-classes", "../../testdata/parity/VERSIONS.txt"}, 1, "7 class names for a model of 10 classes"},
 	} {
 		args := append([]string{"-model", hf}, c.args...)
-		code, err, _, _ := runInfer(append(args, photos+"coffee.jpg")...)
+		code, _, _, err := runInfer(append(args, photos+"coffee.jpg")...)
 		if code != c.code || err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: exit %d, %v; expected %d and %q", c.args, code, err, c.code, c.want)
 		}
@@ -630,7 +630,7 @@ func TestPublishedWeights(t *testing.T) {
 func TestExportFlag(t *testing.T) {
 	ck := "../../testdata/classifier/fashion-tiny.safetensors"
 	img := "../../testdata/classifier/1-trouser.png"
-	_, err, want, _ := runInfer("-model", ck, "-json", img)
+	_, want, _, err := runInfer("-model", ck, "-json", img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,19 +639,19 @@ func TestExportFlag(t *testing.T) {
 		{"timm", "a.safetensors"}, {"torchvision", "b.safetensors"}, {"hf", "c"},
 	} {
 		out := filepath.Join(dir, c.path)
-		code, err, _, stderr := runInfer("-model", ck, "-export", out, "-names", c.names)
+		code, _, stderr, err := runInfer("-model", ck, "-export", out, "-names", c.names)
 		if code != 0 || err != nil || !strings.Contains(stderr, "exported") {
 			t.Fatalf("-names %s: exit %d, %v\n%s", c.names, code, err, stderr)
 		}
-		_, err, got, _ := runInfer("-model", out, "-json", img)
+		_, got, _, err := runInfer("-model", out, "-json", img)
 		if err != nil || got != want {
 			t.Errorf("-names %s: the export classifies as %q (%v), the checkpoint as %q", c.names, got, err, want)
 		}
 	}
-	if code, err, _, _ := runInfer("-model", ck, "-names", "hf", img); code != 2 || err == nil || !strings.Contains(err.Error(), "add -export") {
+	if code, _, _, err := runInfer("-model", ck, "-names", "hf", img); code != 2 || err == nil || !strings.Contains(err.Error(), "add -export") {
 		t.Errorf("-names without -export: exit %d, %v", code, err)
 	}
-	if code, err, _, _ := runInfer("-model", ck, "-export", filepath.Join(dir, "d"), "-names", "onnx"); code != 2 || err == nil || !strings.Contains(err.Error(), `"onnx"`) {
+	if code, _, _, err := runInfer("-model", ck, "-export", filepath.Join(dir, "d"), "-names", "onnx"); code != 2 || err == nil || !strings.Contains(err.Error(), `"onnx"`) {
 		t.Errorf("-names onnx: exit %d, %v", code, err)
 	}
 }
@@ -670,7 +670,7 @@ func TestDDPRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: the fixture's test accuracy %q: %v", name, io.Meta[name+"_test_acc"], err)
 		}
-		code, err, stdout, stderr := runInfer("-model", "../../testdata/ddp/"+name+".safetensors", "-data", "../../testdata/fashion-sample", "-json")
+		code, stdout, stderr, err := runInfer("-model", "../../testdata/ddp/"+name+".safetensors", "-data", "../../testdata/fashion-sample", "-json")
 		if code != 0 || err != nil {
 			t.Fatalf("%s: code %d, error %v, stderr %q", name, code, err, stderr)
 		}
